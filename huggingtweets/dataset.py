@@ -1,0 +1,119 @@
+"""From kept posts to training blocks.
+
+Posts (not blocks) are split into train and validation, so no post is in both.
+Each post is tokenized with an end-of-text token after it, so the model learns
+where a post ends; the token streams are then packed into fixed-length blocks
+(`group_texts`, as in transformers' run_clm.py), so no compute goes to padding.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from .errors import NotEnoughTextError
+from .files import atomic_dir, read_json, write_json
+from .posts import Post
+
+
+@dataclass
+class DatasetInfo:
+    base_model: str  # whose tokenizer made the blocks
+    block_size: int
+    seed: int
+    train_posts: int
+    validation_posts: int
+    train_tokens: int
+    validation_tokens: int
+    train_blocks: int
+    validation_blocks: int
+
+    @classmethod
+    def read(cls, folder: Path) -> "DatasetInfo":
+        return cls(**read_json(folder / "info.json"))
+
+
+def split_posts(posts: list[Post], validation_fraction: float, seed: int) -> tuple[list[Post], list[Post]]:
+    if len(posts) < 2:
+        raise NotEnoughTextError(f"only {len(posts)} post was kept, and training needs at least 2 "
+                                 "(one to learn from, one to check on): add more posts")
+    order = list(range(len(posts)))
+    random.Random(seed).shuffle(order)
+    n_val = min(len(posts) - 1, max(1, round(len(posts) * validation_fraction)))
+    return [posts[i] for i in order[n_val:]], [posts[i] for i in order[:n_val]]
+
+
+def build_dataset(kept: list[Post], tokenizer, base_model: str, block_size: int,
+                  validation_fraction: float, seed: int, out: Path) -> DatasetInfo:
+    """Write `out/posts` (the split posts' text) and `out/blocks` (packed token blocks)."""
+    from datasets import Dataset, DatasetDict
+
+    train_posts, val_posts = split_posts(kept, validation_fraction, seed)
+    texts = DatasetDict({
+        "train": Dataset.from_dict({"id": [p.id for p in train_posts], "handle": [p.handle for p in train_posts],
+                                    "text": [p.text for p in train_posts]}),
+        "validation": Dataset.from_dict({"id": [p.id for p in val_posts], "handle": [p.handle for p in val_posts],
+                                         "text": [p.text for p in val_posts]}),
+    })
+    eos = tokenizer.eos_token_id
+
+    def tokenize(batch):
+        ids = tokenizer(batch["text"])["input_ids"]
+        return {"input_ids": [x + [eos] for x in ids]}
+
+    def group_texts(batch):
+        stream = [t for ids in batch["input_ids"] for t in ids]
+        # Drop the ragged tail as run_clm does, unless the split is shorter than one
+        # block (a small validation split): then it is one shorter block.
+        size = block_size if len(stream) >= block_size else len(stream)
+        usable = (len(stream) // size) * size if size else 0
+        blocks = [stream[i:i + size] for i in range(0, usable, size)]
+        return {"input_ids": blocks, "labels": [list(b) for b in blocks]}
+
+    with _quiet_datasets():
+        tokenized = texts.map(tokenize, batched=True, remove_columns=["id", "handle", "text"])
+        # One batch per split, so the whole split is one token stream.
+        blocks = tokenized.map(group_texts, batched=True, batch_size=None, remove_columns=["input_ids"])
+    tokens = {split: sum(len(x) for x in tokenized[split]["input_ids"]) for split in tokenized}
+    if len(blocks["train"]) == 0:
+        raise NotEnoughTextError(f"the kept posts make only {tokens['train']} training tokens, less than one block "
+                                 f"of {block_size}: add posts, or lower --block-size")
+    info = DatasetInfo(base_model=base_model, block_size=block_size, seed=seed,
+                       train_posts=len(train_posts), validation_posts=len(val_posts),
+                       train_tokens=tokens["train"], validation_tokens=tokens["validation"],
+                       train_blocks=len(blocks["train"]), validation_blocks=len(blocks["validation"]))
+    with atomic_dir(out) as tmp, _quiet_datasets():
+        texts.save_to_disk(str(tmp / "posts"))
+        blocks.save_to_disk(str(tmp / "blocks"))
+        write_json(tmp / "info.json", info.__dict__)
+    return info
+
+
+@contextlib.contextmanager
+def _quiet_datasets() -> Iterator[None]:
+    """A few hundred posts take milliseconds: per-step progress bars would be noise."""
+    import datasets
+
+    was_on = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was_on:
+            datasets.enable_progress_bars()
+
+
+def load_blocks(folder: Path):
+    from datasets import load_from_disk
+
+    return load_from_disk(str(folder / "blocks"))
+
+
+def load_post_texts(folder: Path) -> list[str]:
+    from datasets import load_from_disk
+
+    posts = load_from_disk(str(folder / "posts"))
+    return list(posts["train"]["text"]) + list(posts["validation"]["text"])

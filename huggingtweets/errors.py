@@ -1,0 +1,33 @@
+"""The errors a user can cause. Each message says what happened and what to do.
+
+The CLI prints them as one line (`error: ...`); the notebook app shows them as
+text. Anything else escaping the library is a bug and keeps its traceback.
+"""
+
+
+class HuggingtweetsError(Exception):
+    """Base class: a problem the user can fix, with a message that says how."""
+
+
+class SourceError(HuggingtweetsError):
+    """A source spec is unknown, or its posts cannot be read or downloaded."""
+
+
+class NoPostsError(HuggingtweetsError):
+    """A source worked but gave no posts."""
+
+
+class NotEnoughTextError(HuggingtweetsError):
+    """Too little text is left after cleaning to teach a model anything."""
+
+
+class ModelError(HuggingtweetsError):
+    """The base model cannot be found, downloaded or loaded."""
+
+
+class SettingsError(HuggingtweetsError):
+    """A setting has a value that cannot work."""
+
+
+class MissingStepError(HuggingtweetsError):
+    """A step needs the output of an earlier one that is not there."""

@@ -1,0 +1,88 @@
+"""Sampling from a trained bot, without Trainer: nucleus sampling in one batch
+(the KV cache makes 5 samples cost little more than 1), each sample cut at its
+first end-of-post, and flagged when it copies a training post."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+COPY_WORDS = 8  # a sample sharing this many consecutive words with a kept post is a copy
+COPY_SHARE = 0.8  # ... or 80% of that post's words
+
+
+@dataclass
+class Sample:
+    text: str  # prompt + continuation, as pipeline('text-generation') shows it
+    prompt: str
+    seed: int
+    shared_words: int = 0  # longest run of words shared with any kept post
+    copy: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def load_bot(folder: Path):
+    from .models import load_model, load_tokenizer
+
+    tokenizer = load_tokenizer(str(folder))
+    model = load_model(str(folder))
+    model.eval()
+    return model, tokenizer
+
+
+def generate(model, tokenizer, prompt: str = "My dream is", num_samples: int = 5, max_new_tokens: int = 40,
+             top_p: float = 0.95, temperature: float = 1.0, seed: int = 42,
+             training_texts: list[str] | None = None) -> list[Sample]:
+    import torch
+    from transformers import set_seed
+
+    set_seed(seed)
+    inputs = tokenizer(prompt, return_tensors="pt").to(model.device)
+    prompt_len = inputs["input_ids"].shape[1]
+    with torch.inference_mode():
+        out = model.generate(**inputs, do_sample=True, top_p=top_p, temperature=temperature,
+                             max_new_tokens=max_new_tokens, num_return_sequences=num_samples,
+                             eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    special = {t for t in tokenizer.all_special_tokens if t}
+    samples = []
+    for row in out.tolist():
+        continuation = row[prompt_len:]
+        if tokenizer.eos_token_id in continuation:
+            continuation = continuation[:continuation.index(tokenizer.eos_token_id)]
+        text = tokenizer.decode(row[:prompt_len] + continuation, skip_special_tokens=True)
+        for token in special:  # also any special token spelled out as plain text
+            text = text.replace(token, "")
+        text = " ".join(text.split())
+        sample = Sample(text=text, prompt=prompt, seed=seed)
+        if training_texts:
+            sample.shared_words, sample.copy = copy_check(text, prompt, training_texts)
+        samples.append(sample)
+    return samples
+
+
+def copy_check(text: str, prompt: str, training_texts: list[str]) -> tuple[int, bool]:
+    """Longest run of consecutive words a sample shares with any training post,
+    and whether that makes it a copy (8+ words, or 80% of the post)."""
+    words = text.lower().split()
+    best, copied = 0, False
+    for post in training_texts:
+        post_words = post.lower().split()
+        if not post_words:
+            continue
+        # Longest common run of words, by dynamic programming over the two word lists.
+        prev = [0] * (len(post_words) + 1)
+        longest = 0
+        for w in words:
+            cur = [0] * (len(post_words) + 1)
+            for j, pw in enumerate(post_words, 1):
+                if w == pw:
+                    cur[j] = prev[j - 1] + 1
+                    longest = max(longest, cur[j])
+            prev = cur
+        best = max(best, longest)
+        if longest >= COPY_WORDS or (len(post_words) >= 3 and longest >= COPY_SHARE * len(post_words)
+                                     and longest > len(prompt.split())):
+            copied = True
+    return best, copied

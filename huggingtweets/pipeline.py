@@ -1,0 +1,200 @@
+"""The steps, as plain functions over one work folder, WORK/<name>/:
+
+    fetch    -> posts.jsonl
+    prepare  -> stats.json, dataset/
+    train    -> model/ (with README.md, the card), metrics.json
+    generate -> samples.jsonl
+    card     -> model/README.md
+
+Each step first runs the earlier steps whose outputs are missing, so any one of
+them works on its own. The CLI, the notebook and other people's code call these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .clean import Stats, filter_posts
+from .errors import NoPostsError, NotEnoughTextError
+from .files import atomic_write, read_json, write_json
+from .generate import Sample
+from .posts import Post, read_posts, write_posts
+from .settings import Settings
+from .sources import SourceSpec, fetch_posts, model_name, parse_source
+
+Say = Callable[[str], None]
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+@dataclass
+class Workspace:
+    """The files of one bot."""
+
+    name: str
+    specs: list[SourceSpec]
+    root: Path
+
+    @classmethod
+    def of(cls, settings: Settings) -> "Workspace":
+        specs = [parse_source(s) for s in settings.sources]
+        name = model_name(specs)
+        return cls(name=name, specs=specs, root=settings.work / name)
+
+    posts = property(lambda self: self.root / "posts.jsonl")
+    stats = property(lambda self: self.root / "stats.json")
+    dataset = property(lambda self: self.root / "dataset")
+    model = property(lambda self: self.root / "model")
+    metrics = property(lambda self: self.root / "metrics.json")
+    samples = property(lambda self: self.root / "samples.jsonl")
+    checkpoints = property(lambda self: self.root / "checkpoints")
+
+
+def fetch(settings: Settings, say: Say = _say) -> list[Post]:
+    """Download every source's posts (nothing filtered) into posts.jsonl."""
+    ws = Workspace.of(settings)
+    posts: list[Post] = []
+    for spec in ws.specs:
+        got = fetch_posts(spec)
+        if not got:
+            raise NoPostsError(f"{spec} gave no posts: check the account or file, or try another source")
+        say(f"Fetched {len(got)} posts from {spec}")
+        posts += got
+    write_posts(ws.posts, posts)
+    return posts
+
+
+def prepare(settings: Settings, say: Say = _say) -> Stats:
+    """Filter the posts (stats.json, the card's table) and build the packed dataset."""
+    from .dataset import build_dataset
+    from .models import load_tokenizer, resolve_model
+
+    ws = Workspace.of(settings)
+    if not ws.posts.exists():
+        fetch(settings, say)
+    filtered = filter_posts(read_posts(ws.posts))
+    write_json(ws.stats, filtered.stats.to_dict())
+    say(str(filtered.stats))
+    chars = filtered.kept_chars
+    if filtered.stats.tweets_downloaded == 0:
+        raise NoPostsError(f"{ws.posts} holds no posts: fetch again, or check the source")
+    if chars < settings.min_chars:
+        raise NotEnoughTextError(
+            f"only {chars:,} characters of text were kept ({filtered.stats.tweets_kept} of "
+            f"{filtered.stats.tweets_downloaded} posts), and at least {settings.min_chars:,} are needed to learn a "
+            "voice: add more posts or more accounts")
+    if chars < settings.warn_chars:
+        say(f"Note: {chars:,} characters of text were kept; below {settings.warn_chars:,} the bot will sound less like "
+            "the account (more posts help)")
+    base = resolve_model(settings.model)
+    if base.note:
+        say(base.note)
+    tokenizer = load_tokenizer(base.path)
+    info = build_dataset(filtered.kept, tokenizer, base_model=settings.model, block_size=settings.block_size,
+                         validation_fraction=settings.validation_fraction, seed=settings.seed, out=ws.dataset)
+    say(f"Dataset: {info.train_posts} posts ({info.train_tokens:,} tokens, {info.train_blocks} blocks) to train on, "
+        f"{info.validation_posts} held out ({info.validation_tokens:,} tokens) in {ws.dataset}")
+    return filtered.stats
+
+
+def _dataset_current(ws: Workspace, settings: Settings) -> bool:
+    from .dataset import DatasetInfo
+
+    try:
+        info = DatasetInfo.read(ws.dataset)
+    except (OSError, ValueError, TypeError):
+        return False
+    return (info.base_model, info.block_size, info.seed) == (settings.model, settings.block_size, settings.seed)
+
+
+def train(settings: Settings, say: Say = _say, write_card: bool = True) -> dict[str, Any]:
+    """Fine-tune the base model; writes model/ (with its card) and metrics.json."""
+    from .models import resolve_model
+    from .train import train_model
+
+    ws = Workspace.of(settings)
+    prepared = not _dataset_current(ws, settings)
+    if prepared:
+        prepare(settings, say)  # which says how the base model was chosen
+    base = resolve_model(settings.model)
+    if base.note and not prepared:
+        say(base.note)
+    metrics = train_model(settings, base, ws.dataset, ws.model, ws.checkpoints, say)
+    write_json(ws.metrics, metrics)
+    write_json(ws.model / "huggingtweets.json", {k: v for k, v in metrics.items() if k != "log_history"})
+    if write_card:
+        card(settings, say)
+    return metrics
+
+
+def generate(settings: Settings, say: Say = _say) -> list[Sample]:
+    """Sample from the trained bot; writes samples.jsonl."""
+    import json
+
+    from .dataset import load_post_texts
+    from .generate import generate as sample_from, load_bot
+
+    ws = Workspace.of(settings)
+    if not (ws.model / "config.json").exists():
+        train(settings, say)
+    model, tokenizer = load_bot(ws.model)
+    samples = sample_from(model, tokenizer, prompt=settings.prompt, num_samples=settings.num_samples,
+                          max_new_tokens=settings.max_new_tokens, top_p=settings.top_p,
+                          temperature=settings.temperature, seed=settings.seed,
+                          training_texts=load_post_texts(ws.dataset) if ws.dataset.exists() else None)
+    with atomic_write(ws.samples) as f:
+        for s in samples:
+            f.write(json.dumps(s.to_dict(), ensure_ascii=False) + "\n")
+    for i, s in enumerate(samples, 1):
+        say(f"{i}. {s.text}" + ("   [copies a training tweet]" if s.copy else ""))
+    return samples
+
+
+def read_samples(settings: Settings) -> list[Sample]:
+    import json
+
+    ws = Workspace.of(settings)
+    if not ws.samples.exists():
+        return []
+    with open(ws.samples, encoding="utf-8") as f:
+        return [Sample(**json.loads(line)) for line in f if line.strip()]
+
+
+def card(settings: Settings, say: Say = _say, repo_id: str | None = None) -> Path:
+    """Write model/README.md from what the earlier steps recorded."""
+    from .card import CardInputs, render_card
+
+    ws = Workspace.of(settings)
+    if not (ws.model / "config.json").exists() or not ws.metrics.exists():
+        train(settings, say)  # train writes the card itself
+        return ws.model / "README.md"
+    metrics = read_json(ws.metrics)
+    base = metrics["base"]
+    inputs = CardInputs(name=ws.name, specs=ws.specs, stats=Stats.from_dict(read_json(ws.stats)), metrics=metrics,
+                        base_display=base["display"], base_url=base["url"], base_limitations_url=base["limitations_url"],
+                        license=base["license"], repo_id=repo_id, samples=read_samples(settings) or None)
+    path = ws.model / "README.md"
+    with atomic_write(path) as f:
+        f.write(render_card(inputs))
+    say(f"Model card: {path}")
+    return path
+
+
+def run(settings: Settings, say: Say = _say) -> dict[str, Any]:
+    """Everything, from the account to a bot with samples and a card."""
+    ws = Workspace.of(settings)
+    if ws.posts.exists():
+        say(f"Using the posts fetched before in {ws.posts} (run `huggingtweets fetch` to fetch again)")
+    else:
+        fetch(settings, say)
+    stats = prepare(settings, say)
+    metrics = train(settings, say, write_card=False)  # the card comes last, with the samples' copy rate
+    samples = generate(settings, say)
+    card_path = card(settings, say)
+    return {"name": ws.name, "stats": stats, "metrics": metrics, "samples": samples, "card": card_path,
+            "folder": ws.root}
+

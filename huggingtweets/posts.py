@@ -1,0 +1,57 @@
+"""The record every source produces: one post, whatever platform it came from."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from .files import atomic_write
+
+KINDS = ("post", "reply", "repost", "quote")
+
+
+@dataclass
+class Post:
+    id: str
+    text: str
+    handle: str
+    source: str  # "sample", "file", later "x", "bsky", ...
+    kind: str = "post"  # one of KINDS, as the source marks it
+    created_at: str | None = None  # ISO 8601 when the source gives a date
+    raw: dict[str, Any] = field(default_factory=dict)  # the source's own fields, kept aside
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, not {self.kind!r}")
+        self.id = str(self.id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Post":
+        known = {k: data[k] for k in ("id", "text", "handle", "source", "kind", "created_at", "raw") if k in data}
+        return cls(**known)
+
+
+def write_posts(path: Path, posts: Iterable[Post]) -> int:
+    """Write posts as JSON Lines, atomically; returns how many were written."""
+    count = 0
+    with atomic_write(path) as f:
+        for post in posts:
+            f.write(json.dumps(post.to_dict(), ensure_ascii=False) + "\n")
+            count += 1
+    return count
+
+
+def iter_posts(path: Path) -> Iterator[Post]:
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                yield Post.from_dict(json.loads(line))
+
+
+def read_posts(path: Path) -> list[Post]:
+    return list(iter_posts(path))

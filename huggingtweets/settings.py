@@ -1,0 +1,85 @@
+"""Every knob of a run, in one place. The CLI, the notebook app and library calls
+all fill this same dataclass; its defaults are read when it is created, never at
+import, so HUGGINGTWEETS_MODEL and HUGGINGTWEETS_WORK set in a notebook count."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import SettingsError
+from .files import default_work_dir
+
+DEFAULT_MODEL = "gpt2"  # as the original; falls back to the embedded SmolLM2 where the Hub is out of reach
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def _env_model() -> str:
+    return os.environ.get("HUGGINGTWEETS_MODEL") or DEFAULT_MODEL
+
+
+@dataclass
+class Settings:
+    sources: list[str] = field(default_factory=lambda: ["sample"],
+                               metadata={"help": "Accounts to learn from: `sample`, `file:PATH`."})
+    work: Path = field(default_factory=default_work_dir,
+                       metadata={"help": "Work folder; each bot gets WORK/<name>/ (env HUGGINGTWEETS_WORK)."})
+    model: str = field(default_factory=_env_model,
+                       metadata={"help": "Base causal LM: a Hub name or a local folder (env HUGGINGTWEETS_MODEL)."})
+
+    # Dataset
+    block_size: int = field(default=64, metadata={"help": "Tokens per packed training block."})
+    validation_fraction: float = field(default=0.1, metadata={"help": "Share of kept posts held out for evaluation."})
+    min_chars: int = field(default=6000, metadata={"help": "Refuse to train on fewer characters of kept text."})
+    warn_chars: int = field(default=40000, metadata={"help": "Warn below this many characters of kept text."})
+
+    # Training
+    epochs: float | None = field(default=None, metadata={"help": "Passes over the data (default: 4 on a GPU, 2 on a CPU)."})
+    max_steps: int | None = field(default=None, metadata={
+        "help": "Stop after this many optimizer steps (default: no cap on a GPU, 120 on a CPU; -1 for no cap)."})
+    learning_rate: float = field(default=1e-4, metadata={"help": "Peak learning rate (cosine schedule after warmup)."})
+    batch_size: int = field(default=8, metadata={"help": "Blocks per optimizer step."})
+    precision: str = field(default="auto", metadata={"help": "auto (measured on this machine), fp32, bf16 or fp16."})
+    resume: bool = field(default=False, metadata={"help": "Resume training from the last checkpoint."})
+    seed: int = field(default=42, metadata={"help": "Seed for shuffling, training and sampling."})
+
+    # Generation
+    prompt: str = field(default="My dream is", metadata={"help": "Text the samples start with."})
+    num_samples: int = field(default=5, metadata={"help": "How many samples to write."})
+    max_new_tokens: int = field(default=40, metadata={"help": "Longest continuation, in tokens."})
+    top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling: keep the smallest set of tokens with this much probability."})
+    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature."})
+
+    def __post_init__(self) -> None:
+        if isinstance(self.sources, str):
+            self.sources = [self.sources]
+        self.sources = list(self.sources) or ["sample"]
+        self.work = Path(self.work).expanduser()
+        checks = [
+            (self.block_size >= 8, "block_size must be at least 8 tokens"),
+            (0 < self.validation_fraction < 0.5, "validation_fraction must be between 0 and 0.5"),
+            (self.epochs is None or self.epochs > 0, "epochs must be positive"),
+            (self.max_steps is None or self.max_steps == -1 or self.max_steps > 0, "max_steps must be positive, or -1 for no cap"),
+            (self.learning_rate > 0, "learning_rate must be positive"),
+            (self.batch_size >= 1, "batch_size must be at least 1"),
+            (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}"),
+            (self.num_samples >= 1, "num_samples must be at least 1"),
+            (self.max_new_tokens >= 1, "max_new_tokens must be at least 1"),
+            (0 < self.top_p <= 1, "top_p must be in (0, 1]"),
+            (self.temperature > 0, "temperature must be positive"),
+            (self.min_chars >= 0, "min_chars must not be negative"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise SettingsError(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["work"] = str(self.work)
+        return data
+
+    @classmethod
+    def help(cls) -> dict[str, str]:
+        return {f.name: f.metadata.get("help", "") for f in fields(cls)}
