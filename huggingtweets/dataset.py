@@ -64,19 +64,22 @@ def build_dataset(kept: list[Post], tokenizer, base_model: str, block_size: int,
         ids = tokenizer(batch["text"])["input_ids"]
         return {"input_ids": [x + [eos] for x in ids]}
 
-    def group_texts(batch):
+    def group_texts(batch, short_ok=False):
         stream = [t for ids in batch["input_ids"] for t in ids]
-        # Drop the ragged tail as run_clm does, unless the split is shorter than one
-        # block (a small validation split): then it is one shorter block.
-        size = block_size if len(stream) >= block_size else len(stream)
-        usable = (len(stream) // size) * size if size else 0
+        # Drop the ragged tail as run_clm does; a validation split shorter than one
+        # block (a small account) becomes one shorter block instead of nothing.
+        size = len(stream) if short_ok and 0 < len(stream) < block_size else block_size
+        usable = (len(stream) // size) * size
         blocks = [stream[i:i + size] for i in range(0, usable, size)]
         return {"input_ids": blocks, "labels": [list(b) for b in blocks]}
 
     with _quiet_datasets():
         tokenized = texts.map(tokenize, batched=True, remove_columns=["id", "handle", "text"])
         # One batch per split, so the whole split is one token stream.
-        blocks = tokenized.map(group_texts, batched=True, batch_size=None, remove_columns=["input_ids"])
+        blocks = DatasetDict({split: tokenized[split].map(group_texts, batched=True, batch_size=None,
+                                                          remove_columns=["input_ids"],
+                                                          fn_kwargs={"short_ok": split == "validation"})
+                              for split in tokenized})
     tokens = {split: sum(len(x) for x in tokenized[split]["input_ids"]) for split in tokenized}
     if len(blocks["train"]) == 0:
         raise NotEnoughTextError(f"the kept posts make only {tokens['train']} training tokens, less than one block "

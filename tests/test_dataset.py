@@ -1,0 +1,58 @@
+import pytest
+from transformers import AutoTokenizer
+
+from huggingtweets import Post
+from huggingtweets.dataset import DatasetInfo, build_dataset, load_blocks, split_posts
+from huggingtweets.errors import NotEnoughTextError
+
+
+def posts(n):
+    return [Post(id=str(i), text=f"post number {i} says hello to everyone", handle="h", source="file")
+            for i in range(n)]
+
+
+def test_posts_not_blocks_are_split_and_the_split_is_seeded():
+    train, val = split_posts(posts(100), 0.1, seed=1)
+    assert len(val) == 10 and len(train) == 90
+    assert not {p.id for p in train} & {p.id for p in val}
+    assert split_posts(posts(100), 0.1, seed=1) == (train, val)
+    assert split_posts(posts(100), 0.1, seed=2) != (train, val)
+    with pytest.raises(NotEnoughTextError, match="at least 2"):
+        split_posts(posts(1), 0.1, seed=1)
+
+
+def test_blocks_are_packed_with_an_end_of_text_after_every_post(tmp_path, gpt2_tokenizer_dir):
+    tok = AutoTokenizer.from_pretrained(gpt2_tokenizer_dir)
+    kept = posts(50)
+    info = build_dataset(kept, tok, "tiny", block_size=16, validation_fraction=0.2, seed=0, out=tmp_path / "ds")
+    blocks = load_blocks(tmp_path / "ds")
+    assert info == DatasetInfo.read(tmp_path / "ds")
+    assert (info.train_posts, info.validation_posts) == (40, 10)
+    assert info.train_blocks == len(blocks["train"]) == info.train_tokens // 16
+    assert all(len(b) == 16 for b in blocks["train"]["input_ids"])
+    assert blocks["train"]["labels"] == blocks["train"]["input_ids"]
+    stream = [t for b in blocks["train"]["input_ids"] for t in b]
+    text = tok.decode(stream)
+    # Every post ends with <|endoftext|>; only the ragged tail of the last post can be cut.
+    assert text.count("<|endoftext|>") >= info.train_posts - 1
+    assert "hello to everyone<|endoftext|>post number" in text
+    # Validation posts are not in the training text.
+    train_text = tok.decode([t for ids in blocks["train"]["input_ids"] for t in ids])
+    val_text = tok.decode([t for ids in blocks["validation"]["input_ids"] for t in ids])
+    assert not any(f"number {i} " in train_text and f"number {i} " in val_text for i in range(50))
+    assert not list(tmp_path.glob(".ds*"))  # no temp folder left behind
+
+
+def test_a_split_shorter_than_a_block_becomes_one_shorter_block(tmp_path, gpt2_tokenizer_dir):
+    tok = AutoTokenizer.from_pretrained(gpt2_tokenizer_dir)
+    info = build_dataset(posts(40), tok, "tiny", block_size=64, validation_fraction=0.05, seed=0, out=tmp_path / "ds")
+    blocks = load_blocks(tmp_path / "ds")
+    assert info.validation_tokens < 64
+    assert info.validation_blocks == 1 and len(blocks["validation"][0]["input_ids"]) == info.validation_tokens
+
+
+def test_too_few_tokens_for_one_training_block_is_a_clear_error(tmp_path, gpt2_tokenizer_dir):
+    tok = AutoTokenizer.from_pretrained(gpt2_tokenizer_dir)
+    with pytest.raises(NotEnoughTextError, match="less than one block of 1024: add posts, or lower --block-size"):
+        build_dataset(posts(10), tok, "tiny", block_size=1024, validation_fraction=0.1, seed=0, out=tmp_path / "ds")
+    assert not (tmp_path / "ds").exists()
