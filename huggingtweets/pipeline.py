@@ -31,6 +31,20 @@ def _say(message: str) -> None:
     print(message, flush=True)
 
 
+_announced: set[str] = set()
+
+
+def _base_model(settings: Settings, say: Say):
+    """Resolve the base model; say how it was chosen once a process, not once a step."""
+    from .models import resolve_model
+
+    base = resolve_model(settings.model)
+    if base.note and base.note not in _announced:
+        _announced.add(base.note)
+        say(base.note)
+    return base
+
+
 @dataclass
 class Workspace:
     """The files of one bot."""
@@ -71,7 +85,7 @@ def fetch(settings: Settings, say: Say = _say) -> list[Post]:
 def prepare(settings: Settings, say: Say = _say) -> Stats:
     """Filter the posts (stats.json, the card's table) and build the packed dataset."""
     from .dataset import build_dataset
-    from .models import load_tokenizer, resolve_model
+    from .models import load_tokenizer
 
     ws = Workspace.of(settings)
     if not ws.posts.exists():
@@ -90,9 +104,7 @@ def prepare(settings: Settings, say: Say = _say) -> Stats:
     if chars < settings.warn_chars:
         say(f"Note: {chars:,} characters of text were kept; below {settings.warn_chars:,} the bot will sound less like "
             "the account (more posts help)")
-    base = resolve_model(settings.model)
-    if base.note:
-        say(base.note)
+    base = _base_model(settings, say)
     tokenizer = load_tokenizer(base.path)
     info = build_dataset(filtered.kept, tokenizer, base_model=settings.model, block_size=settings.block_size,
                          validation_fraction=settings.validation_fraction, seed=settings.seed, out=ws.dataset)
@@ -113,16 +125,12 @@ def _dataset_current(ws: Workspace, settings: Settings) -> bool:
 
 def train(settings: Settings, say: Say = _say, write_card: bool = True) -> dict[str, Any]:
     """Fine-tune the base model; writes model/ (with its card) and metrics.json."""
-    from .models import resolve_model
     from .train import train_model
 
     ws = Workspace.of(settings)
-    prepared = not _dataset_current(ws, settings)
-    if prepared:
-        prepare(settings, say)  # which says how the base model was chosen
-    base = resolve_model(settings.model)
-    if base.note and not prepared:
-        say(base.note)
+    if not _dataset_current(ws, settings):
+        prepare(settings, say)
+    base = _base_model(settings, say)
     metrics = train_model(settings, base, ws.dataset, ws.model, ws.checkpoints, say)
     write_json(ws.metrics, metrics)
     write_json(ws.model / "huggingtweets.json", {k: v for k, v in metrics.items() if k != "log_history"})
