@@ -7,9 +7,10 @@ from __future__ import annotations
 import html
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from .clean import Stats
+from .clean import Stats, stats_table
 from .generate import Sample
 from .sources import SourceSpec
 from .sources.sample import CREDIT as SAMPLE_CREDIT
@@ -29,7 +30,7 @@ MODEL_CREDITS = {
 class CardInputs:
     name: str  # the bot's name: handle(s) joined with "-"
     specs: list[SourceSpec]
-    stats: Stats
+    stats: dict[str, Stats]  # per account, as the card names them ("@jack"); one entry for one account
     metrics: dict[str, Any]  # from train: base model, perplexities, steps, precision
     base_display: str
     base_url: str | None
@@ -76,31 +77,36 @@ def _front_matter(c: CardInputs, repo_id: str) -> str:
     return "\n".join(lines)
 
 
+def _joined(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def _owner(c: CardInputs) -> str:
     """Whose tweets, as the seed says it: "@mike_massive's tweets"."""
-    names = [("the sample account" if s.kind == "sample" else f"@{s.name}") for s in c.specs]
-    joined = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-    return f"{joined}'s tweets"
+    return _joined([s.display for s in c.specs]) + "'s tweets"
+
+
+def _trained_on(spec: SourceSpec) -> str:
+    """One account's part of "The model was trained on ...", linked where it lives."""
+    if spec.kind == "sample":
+        return ("the sample account's tweets: real, anonymised tweets published with VADER by "
+                "[Hutto & Gilbert (2014)](https://github.com/cjhutto/vaderSentiment) (MIT licence)")
+    if spec.kind in ("file", "archive"):
+        origin = "their X archive" if spec.kind == "archive" else f"`{Path(spec.target).name}`"
+        return f"{spec.display}'s tweets (from {origin})"
+    return f"[{spec.display}'s tweets]({spec.url})"
 
 
 def _display_name(spec: SourceSpec) -> str:
-    return "Sample account" if spec.kind == "sample" else spec.name
+    return "Sample account" if spec.kind == "sample" else spec.display.lstrip("@")
 
 
 def render_card(c: CardInputs) -> str:
     repo_id = c.repo_id or f"huggingtweets/{c.name}"
     m = c.metrics
     title = html.escape(" & ".join(_display_name(s) for s in c.specs))
-    handles = html.escape(" ".join(f"@{s.name}" for s in c.specs))
+    handles = html.escape(" ".join(s.display if s.kind != "sample" else "@sample" for s in c.specs))
     owner = _owner(c)
-
-    trained_on = []
-    for s in c.specs:
-        if s.kind == "sample":
-            trained_on.append("the sample account's tweets: real, anonymised tweets published with VADER by "
-                              f"[Hutto & Gilbert (2014)](https://github.com/cjhutto/vaderSentiment) (MIT licence)")
-        else:
-            trained_on.append(f"@{s.name}'s tweets (from `{s.target.rsplit('/', 1)[-1]}`)")
 
     base = f"[{c.base_display}]({c.base_url})" if c.base_url else f"`{c.base_display}`"
     limits = (f"[the same limitations and bias as {c.base_display}]({c.base_limitations_url})"
@@ -131,9 +137,9 @@ def render_card(c: CardInputs) -> str:
         "",
         "## Training data",
         "",
-        f"The model was trained on {' and '.join(trained_on)}.",
+        f"The model was trained on {_joined([_trained_on(s) for s in c.specs])}.",
         "",
-        c.stats.to_markdown(),
+        stats_table(c.stats),
         "",
         "## Training procedure",
         "",

@@ -76,11 +76,26 @@ class Stats:
         return f"<table><thead><tr><th>Data</th><th>Quantity</th></tr></thead><tbody>{body}</tbody></table>"
 
 
+def stats_table(by_account: dict[str, Stats]) -> str:
+    """The card's table; with several accounts, a column each and a total."""
+    if len(by_account) == 1:
+        return next(iter(by_account.values())).to_markdown()
+    total = sum(by_account.values(), Stats())
+    columns = list(by_account.values()) + [total]
+    lines = ["| Data | " + " | ".join(list(by_account) + ["Total"]) + " |",
+             "| --- |" + " --- |" * len(columns)]
+    for key, label in Stats.LABELS.items():
+        lines.append(f"| {label} | " + " | ".join(str(getattr(s, key)) for s in columns) + " |")
+    return "\n".join(lines)
+
+
 @dataclass
 class Filtered:
     kept: list[Post]  # copies of the kept posts, their text cleaned
     dropped: list[tuple[Post, str]] = field(default_factory=list)  # (post as fetched, "retweet" | "short")
     stats: Stats = field(default_factory=Stats)
+
+    by_handle: dict[str, Stats] = field(default_factory=dict)  # the same counts, per account
 
     @property
     def kept_chars(self) -> int:
@@ -89,18 +104,18 @@ class Filtered:
 
 def filter_posts(posts: Iterable[Post]) -> Filtered:
     result = Filtered(kept=[])
-    stats = result.stats
     for post in posts:
-        stats.tweets_downloaded += 1
+        cleaned = ""
         if is_retweet(post):
-            stats.retweets += 1
-            result.dropped.append((post, "retweet"))
-            continue
-        cleaned = clean_text(post.text)
-        if is_short(cleaned):
-            stats.short_tweets += 1
-            result.dropped.append((post, "short"))
-            continue
-        stats.tweets_kept += 1
-        result.kept.append(dataclasses.replace(post, text=cleaned))
+            counter = "retweets"
+        else:
+            cleaned = clean_text(post.text)
+            counter = "short_tweets" if is_short(cleaned) else "tweets_kept"
+        for stats in (result.stats, result.by_handle.setdefault(post.handle, Stats())):
+            stats.tweets_downloaded += 1
+            setattr(stats, counter, getattr(stats, counter) + 1)
+        if counter == "tweets_kept":
+            result.kept.append(dataclasses.replace(post, text=cleaned))
+        else:
+            result.dropped.append((post, "retweet" if counter == "retweets" else "short"))
     return result

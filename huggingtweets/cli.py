@@ -27,10 +27,12 @@ SHORT = {"num_samples": ["-n"]}
 def _add_settings(parser: argparse.ArgumentParser) -> None:
     """One option per Settings field, with the field's own help, so the CLI and
     the library can never disagree."""
-    parser.add_argument("sources", nargs="*", metavar="SOURCE", help="`sample` (default) or `file:PATH`")
+    parser.add_argument("sources", nargs="*", metavar="SOURCE",
+                        help="`sample` (default), `file:PATH`, `archive:PATH`, `@handle`, `bsky:handle`, "
+                             "`mastodon:user@instance`")
     for f in fields(Settings):
-        if f.name == "sources":
-            continue
+        if f.name == "sources" or f.metadata.get("secret"):
+            continue  # secrets come from the environment, never the command line (shell history, ps)
         flags = SHORT.get(f.name, []) + ["--" + f.name.replace("_", "-")]
         default = f.default if f.default is not MISSING else None
         help_text = f.metadata.get("help", "")
@@ -58,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     given = {f.name: getattr(args, f.name) for f in fields(Settings)
-             if f.name != "sources" and getattr(args, f.name, None) not in (None, False)}
+             if f.name != "sources" and not f.metadata.get("secret") and getattr(args, f.name, None) not in (None, False)}
     return Settings(sources=args.sources or ["sample"], **given)
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .clean import Stats, filter_posts
+from .clean import Stats, filter_posts, stats_table
 from .errors import NoPostsError, NotEnoughTextError
 from .files import atomic_write, read_json, write_json
 from .generate import Sample
@@ -61,6 +61,7 @@ class Workspace:
 
     posts = property(lambda self: self.root / "posts.jsonl")
     stats = property(lambda self: self.root / "stats.json")
+    stats_by_account = property(lambda self: self.root / "stats-by-account.json")
     dataset = property(lambda self: self.root / "dataset")
     model = property(lambda self: self.root / "model")
     metrics = property(lambda self: self.root / "metrics.json")
@@ -73,7 +74,7 @@ def fetch(settings: Settings, say: Say = _say) -> list[Post]:
     ws = Workspace.of(settings)
     posts: list[Post] = []
     for spec in ws.specs:
-        got = fetch_posts(spec)
+        got = fetch_posts(spec, settings, ws.root / "fetch" / f"{spec.kind}-{spec.name}", say)
         if not got:
             raise NoPostsError(f"{spec} gave no posts: check the account or file, or try another source")
         say(f"Fetched {len(got)} posts from {spec}")
@@ -92,7 +93,10 @@ def prepare(settings: Settings, say: Say = _say) -> Stats:
         fetch(settings, say)
     filtered = filter_posts(read_posts(ws.posts))
     write_json(ws.stats, filtered.stats.to_dict())
-    say(str(filtered.stats))
+    by_account = _by_account(ws, filtered.by_handle)
+    if len(ws.specs) > 1:
+        write_json(ws.stats_by_account, {k: v.to_dict() for k, v in by_account.items()})
+    say(stats_table(by_account))
     chars = filtered.kept_chars
     if filtered.stats.tweets_downloaded == 0:
         raise NoPostsError(f"{ws.posts} holds no posts: fetch again, or check the source")
@@ -111,6 +115,11 @@ def prepare(settings: Settings, say: Say = _say) -> Stats:
     say(f"Dataset: {info.train_posts} posts ({info.train_tokens:,} tokens, {info.train_blocks} blocks) to train on, "
         f"{info.validation_posts} held out ({info.validation_tokens:,} tokens) in {ws.dataset}")
     return filtered.stats
+
+
+def _by_account(ws: Workspace, by_handle: dict[str, Stats]) -> dict[str, Stats]:
+    """Stats per account, named as the card names them, in the order given."""
+    return {spec.display: by_handle.get(spec.name, Stats()) for spec in ws.specs}
 
 
 def _dataset_current(ws: Workspace, settings: Settings) -> bool:
@@ -182,7 +191,11 @@ def card(settings: Settings, say: Say = _say, repo_id: str | None = None) -> Pat
         return ws.model / "README.md"
     metrics = read_json(ws.metrics)
     base = metrics["base"]
-    inputs = CardInputs(name=ws.name, specs=ws.specs, stats=Stats.from_dict(read_json(ws.stats)), metrics=metrics,
+    if ws.stats_by_account.exists():
+        by_account = {k: Stats.from_dict(v) for k, v in read_json(ws.stats_by_account).items()}
+    else:
+        by_account = {ws.specs[0].display: Stats.from_dict(read_json(ws.stats))}
+    inputs = CardInputs(name=ws.name, specs=ws.specs, stats=by_account, metrics=metrics,
                         base_display=base["display"], base_url=base["url"], base_limitations_url=base["limitations_url"],
                         license=base["license"], repo_id=repo_id, samples=read_samples(settings) or None)
     path = ws.model / "README.md"

@@ -5,7 +5,7 @@ import, so HUGGINGTWEETS_MODEL and HUGGINGTWEETS_WORK set in a notebook count.""
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,15 @@ class Settings:
                        metadata={"help": "Work folder; each bot gets WORK/<name>/ (env HUGGINGTWEETS_WORK)."})
     model: str = field(default_factory=_env_model,
                        metadata={"help": "Base causal LM: a Hub name or a local folder (env HUGGINGTWEETS_MODEL)."})
+
+    # Fetching
+    max_posts: int | None = field(default=None, metadata={"help": "Fetch at most this many posts per account."})
+    api_base: str | None = field(default=None, metadata={
+        "help": "Replace the scheme, host and port of the API (tests, self-hosted servers); paths stay."})
+    x_post_price: float = field(default=0.005, metadata={"help": "USD per post read on the X API, for the cost estimate."})
+    x_lookup_price: float = field(default=0.010, metadata={"help": "USD per user lookup on the X API."})
+    x_bearer_token: str | None = field(default=None, repr=False, metadata={
+        "secret": True, "help": "X API bearer token (default: the X_BEARER_TOKEN environment variable)."})
 
     # Dataset
     block_size: int = field(default=64, metadata={"help": "Tokens per packed training block."})
@@ -70,14 +79,18 @@ class Settings:
             (0 < self.top_p <= 1, "top_p must be in (0, 1]"),
             (self.temperature > 0, "temperature must be positive"),
             (self.min_chars >= 0, "min_chars must not be negative"),
+            (self.max_posts is None or self.max_posts > 0, "max_posts must be positive"),
+            (self.x_post_price >= 0 and self.x_lookup_price >= 0, "prices must not be negative"),
         ]
         for ok, message in checks:
             if not ok:
                 raise SettingsError(message)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        """Every setting but the secrets: safe to log, save and publish."""
+        data = {f.name: getattr(self, f.name) for f in fields(self) if not f.metadata.get("secret")}
         data["work"] = str(self.work)
+        data["sources"] = list(self.sources)
         return data
 
     @classmethod

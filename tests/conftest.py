@@ -72,3 +72,21 @@ def run_cli(*args: str, env: dict | None = None, timeout: int = 600):
 
     return subprocess.run([sys.executable, "-m", "huggingtweets", *args], capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture
+def loopback():
+    """A real HTTP server on 127.0.0.1 (see tests/loopback.py); nothing leaves the machine."""
+    from loopback import Loopback
+
+    server = Loopback().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch):
+    """Retries wait what the server says, or 10 ms instead of half a second, in tests."""
+    from huggingtweets.sources import http
+
+    monkeypatch.setattr(http, "BACKOFF_SECONDS", 0.01)

@@ -126,7 +126,7 @@ def test_generate_is_reproducible_with_a_seed_and_resume_continues_training(tmp_
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["fetch", "nonsense"], "error: unknown source `nonsense`: use `sample` or `file:PATH`"),
+    (["fetch", "nonsense"], "error: unknown source `nonsense`: use `sample`, `file:PATH`, `archive:PATH` (your X archive), `@handle` (X API), `bsky:handle` or `mastodon:user@instance`"),
     (["run", "file:missing.csv"], "error: file not found: missing.csv: check the path after `file:`"),
     (["prepare", "--block-size", "2"], "error: block_size must be at least 8 tokens"),
     (["train", "--model", "./no/such/folder"], "error: model folder not found: ./no/such/folder"),
@@ -161,3 +161,23 @@ def test_errors_are_one_line_in_a_real_process_and_debug_shows_the_traceback(tmp
     assert done.stderr.strip().splitlines() == ["error: file not found: nope.txt: check the path after `file:`"]
     done = run_cli("--debug", "run", "file:nope.txt")
     assert done.returncode == 1 and "Traceback" in done.stderr and "SourceError" in done.stderr
+
+
+def test_several_accounts_make_one_bot_with_stats_per_account(tmp_path, tiny_gpt2, capsys):
+    posts = sample_posts()
+    (tmp_path / "bob.txt").write_text("\n".join(p.text for p in posts[:200]) + "\n", encoding="utf-8")
+    (tmp_path / "alice.txt").write_text("\n".join(p.text for p in posts[200:]) + "\n", encoding="utf-8")
+    assert main(["run", "file:bob.txt", "file:alice.txt", "--model", str(tiny_gpt2), "--max-steps", "2", "-n", "1"]) == 0
+    out = capsys.readouterr().out
+    bot = tmp_path / "work" / "alice-bob"
+    by_account = json.loads((bot / "stats-by-account.json").read_text())
+    total = json.loads((bot / "stats.json").read_text())
+    assert list(by_account) == ["@bob", "@alice"]
+    for key in total:
+        assert total[key] == by_account["@bob"][key] + by_account["@alice"][key]
+    assert total["tweets_downloaded"] == 450 and total["retweets"] == 10
+    table = "| Data | @bob | @alice | Total |"
+    assert table in out
+    card = (bot / "model" / "README.md").read_text()
+    assert table in card and f"| Tweets downloaded | 200 | 250 | 450 |" in card
+    assert "bob &amp; alice 🤖 AI Bot" in card and "@bob @alice bot" in card
