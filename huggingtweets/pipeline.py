@@ -132,15 +132,17 @@ def _dataset_current(ws: Workspace, settings: Settings) -> bool:
     return (info.base_model, info.block_size, info.seed) == (settings.model, settings.block_size, settings.seed)
 
 
-def train(settings: Settings, say: Say = _say, write_card: bool = True) -> dict[str, Any]:
-    """Fine-tune the base model; writes model/ (with its card) and metrics.json."""
+def train(settings: Settings, say: Say = _say, write_card: bool = True,
+          on_log: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Fine-tune the base model; writes model/ (with its card) and metrics.json.
+    `on_log` receives each log entry (step, loss or eval_loss, max_steps) as it happens."""
     from .train import train_model
 
     ws = Workspace.of(settings)
     if not _dataset_current(ws, settings):
         prepare(settings, say)
     base = _base_model(settings, say)
-    metrics = train_model(settings, base, ws.dataset, ws.model, ws.checkpoints, say)
+    metrics = train_model(settings, base, ws.dataset, ws.model, ws.checkpoints, say, on_log=on_log)
     write_json(ws.metrics, metrics)
     write_json(ws.model / "huggingtweets.json", {k: v for k, v in metrics.items() if k != "log_history"})
     if write_card:

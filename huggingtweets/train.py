@@ -40,11 +40,17 @@ def host_description() -> str:
 
 
 def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_dir: Path,
-                checkpoints_dir: Path, say: Callable[[str], None] = print) -> dict[str, Any]:
+                checkpoints_dir: Path, say: Callable[[str], None] = print,
+                on_log: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Fine-tune and save. `on_log` gets each Trainer log entry as it happens
+    ({"step", "loss"} or {"step", "eval_loss"}, plus "max_steps"): the notebook
+    app draws its live loss plot from it."""
     import torch
     from transformers import Trainer, TrainingArguments, default_data_collator, set_seed
     from transformers.trainer_callback import ProgressCallback
     from transformers.trainer_utils import get_last_checkpoint
+
+    listener = on_log
 
     class QuietProgress(ProgressCallback):
         """Trainer's progress bar, with the latest loss beside it instead of a printed dict a step."""
@@ -52,6 +58,8 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
         def on_log(self, args, state, control, logs=None, **kwargs):
             if self.training_bar is not None and logs and "loss" in logs:
                 self.training_bar.set_postfix(loss=f"{logs['loss']:.3f}")
+            if listener and logs:
+                listener({**logs, "step": state.global_step, "max_steps": state.max_steps})
 
     set_seed(settings.seed)
     on_gpu = torch.cuda.is_available()
