@@ -38,6 +38,8 @@ class CardInputs:
     license: str | None
     repo_id: str | None = None  # where it is (or will be) on the Hub; default huggingtweets/<name>
     samples: list[Sample] | None = None
+    wandb_links: dict[str, str] | None = None  # "data", "run", "model": only runs that exist online
+    consent: str | None = None  # "self" or "given", recorded when published
 
 
 def _q(value: str) -> str:
@@ -141,6 +143,12 @@ def render_card(c: CardInputs) -> str:
         "",
         stats_table(c.stats),
         "",
+    ]
+    links = c.wandb_links or {}
+    if links.get("data"):
+        parts += [f"[Explore the data]({links['data']}), which is tracked with [W&B artifacts]"
+                  "(https://docs.wandb.com/artifacts) at every step of the pipeline.", ""]
+    parts += [
         "## Training procedure",
         "",
         f"The model is based on a pre-trained {base} which is fine-tuned on {owner}.",
@@ -153,11 +161,14 @@ def render_card(c: CardInputs) -> str:
             f"{m.get('train_seconds', 0):.0f} s on {m.get('host', 'an unrecorded machine')}).",
             "",
         ]
-    parts += [
-        "Hyperparameters and metrics are recorded in [`huggingtweets.json`](huggingtweets.json) beside this card "
-        "for full transparency and reproducibility.",
-        "",
-    ]
+    if links.get("run"):
+        parts += [f"Hyperparameters and metrics are recorded in the [W&B training run]({links['run']}) "
+                  "for full transparency and reproducibility.", ""]
+    else:
+        parts += ["Hyperparameters and metrics are recorded in [`huggingtweets.json`](huggingtweets.json) beside "
+                  "this card for full transparency and reproducibility.", ""]
+    if links.get("model"):
+        parts += [f"At the end of training, [the final model]({links['model']}) is logged and versioned.", ""]
     if credit.strip():
         parts += [f"Credits: {credit.strip()}", ""]
     parts += [
@@ -181,6 +192,9 @@ def render_card(c: CardInputs) -> str:
         f"This is a bot: it imitates the style of {handles} and does not speak for them. "
         "Label what it writes as machine-generated.",
     ]
+    if c.consent:
+        parts += ["", {"self": "Published by the account's owner.",
+                       "given": "Published with the account owner's consent."}.get(c.consent, c.consent)]
     if c.samples:
         copies = sum(s.copy for s in c.samples)
         parts += ["", f"Of {len(c.samples)} samples drawn after training, {copies} copied a training tweet "

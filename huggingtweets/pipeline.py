@@ -34,15 +34,30 @@ def _say(message: str) -> None:
 _announced: set[str] = set()
 
 
+def _say_once(say: Say) -> Say:
+    """Lines about choices (the base model, tracking) are said once a process, not once a step."""
+
+    def once(message: str) -> None:
+        if message not in _announced:
+            _announced.add(message)
+            say(message)
+
+    return once
+
+
 def _base_model(settings: Settings, say: Say):
-    """Resolve the base model; say how it was chosen once a process, not once a step."""
     from .models import resolve_model
 
     base = resolve_model(settings.model)
-    if base.note and base.note not in _announced:
-        _announced.add(base.note)
-        say(base.note)
+    if base.note:
+        _say_once(say)(base.note)
     return base
+
+
+def _tracker(settings: Settings, ws: "Workspace", say: Say):
+    from .tracking import Tracker
+
+    return Tracker(settings, ws.name, ws.root, _say_once(say))
 
 
 @dataclass
@@ -89,6 +104,7 @@ def prepare(settings: Settings, say: Say = _say) -> Stats:
     from .models import load_tokenizer
 
     ws = Workspace.of(settings)
+    tracker = _tracker(settings, ws, say)  # decided up front: a bad W&B setup fails before any work
     if not ws.posts.exists():
         fetch(settings, say)
     filtered = filter_posts(read_posts(ws.posts))
@@ -114,6 +130,7 @@ def prepare(settings: Settings, say: Say = _say) -> Stats:
                          validation_fraction=settings.validation_fraction, seed=settings.seed, out=ws.dataset)
     say(f"Dataset: {info.train_posts} posts ({info.train_tokens:,} tokens, {info.train_blocks} blocks) to train on, "
         f"{info.validation_posts} held out ({info.validation_tokens:,} tokens) in {ws.dataset}")
+    tracker.prepare(ws.posts, ws.dataset, filtered)
     return filtered.stats
 
 
@@ -139,10 +156,23 @@ def train(settings: Settings, say: Say = _say, write_card: bool = True,
     from .train import train_model
 
     ws = Workspace.of(settings)
+    tracker = _tracker(settings, ws, say)
     if not _dataset_current(ws, settings):
         prepare(settings, say)
+        tracker = _tracker(settings, ws, say)  # prepare recorded the dataset's digest
     base = _base_model(settings, say)
-    metrics = train_model(settings, base, ws.dataset, ws.model, ws.checkpoints, say, on_log=on_log)
+    with tracker.training(base.hub_id or base.path) as tracked:
+        listeners = [f for f in (on_log, tracked.log if tracked else None) if f]
+        metrics = train_model(settings, base, ws.dataset, ws.model, ws.checkpoints, say,
+                              on_log=(lambda entry: [f(entry) for f in listeners]) if listeners else None)
+        if tracked:
+            from .generate import generate as sample_from, load_bot
+
+            model, tokenizer = load_bot(ws.model)
+            tracked.finish_training(metrics, ws.model, sample_from(
+                model, tokenizer, prompt=settings.prompt, num_samples=settings.num_samples,
+                max_new_tokens=settings.max_new_tokens, top_p=settings.top_p, temperature=settings.temperature,
+                seed=settings.seed))
     write_json(ws.metrics, metrics)
     write_json(ws.model / "huggingtweets.json", {k: v for k, v in metrics.items() if k != "log_history"})
     if write_card:
@@ -183,9 +213,10 @@ def read_samples(settings: Settings) -> list[Sample]:
         return [Sample(**json.loads(line)) for line in f if line.strip()]
 
 
-def card(settings: Settings, say: Say = _say, repo_id: str | None = None) -> Path:
+def card(settings: Settings, say: Say = _say, repo_id: str | None = None, consent: str | None = None) -> Path:
     """Write model/README.md from what the earlier steps recorded."""
     from .card import CardInputs, render_card
+    from .tracking import card_links
 
     ws = Workspace.of(settings)
     if not (ws.model / "config.json").exists() or not ws.metrics.exists():
@@ -199,7 +230,8 @@ def card(settings: Settings, say: Say = _say, repo_id: str | None = None) -> Pat
         by_account = {ws.specs[0].display: Stats.from_dict(read_json(ws.stats))}
     inputs = CardInputs(name=ws.name, specs=ws.specs, stats=by_account, metrics=metrics,
                         base_display=base["display"], base_url=base["url"], base_limitations_url=base["limitations_url"],
-                        license=base["license"], repo_id=repo_id, samples=read_samples(settings) or None)
+                        license=base["license"], repo_id=repo_id, samples=read_samples(settings) or None,
+                        wandb_links=card_links(ws.root), consent=consent)
     path = ws.model / "README.md"
     with atomic_write(path) as f:
         f.write(render_card(inputs))

@@ -54,6 +54,13 @@ class Settings:
     resume: bool = field(default=False, metadata={"help": "Resume training from the last checkpoint."})
     seed: int = field(default=42, metadata={"help": "Seed for shuffling, training and sampling."})
 
+    # Tracking (Weights & Biases)
+    wandb: str = field(default="auto", metadata={
+        "help": "auto (online with WANDB_API_KEY or `wandb login`, offline with WANDB_MODE=offline, else off), "
+                "online, offline or disabled."})
+    wandb_project: str = field(default="huggingtweets", metadata={"help": "W&B project."})
+    wandb_entity: str | None = field(default=None, metadata={"help": "W&B entity (team or user); default: yours."})
+
     # Generation
     prompt: str = field(default="My dream is", metadata={"help": "Text the samples start with."})
     num_samples: int = field(default=5, metadata={"help": "How many samples to write."})
@@ -74,6 +81,7 @@ class Settings:
             (self.learning_rate > 0, "learning_rate must be positive"),
             (self.batch_size >= 1, "batch_size must be at least 1"),
             (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}"),
+            (self.wandb in ("auto", "online", "offline", "disabled"), "wandb must be auto, online, offline or disabled"),
             (self.num_samples >= 1, "num_samples must be at least 1"),
             (self.max_new_tokens >= 1, "max_new_tokens must be at least 1"),
             (0 < self.top_p <= 1, "top_p must be in (0, 1]"),

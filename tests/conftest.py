@@ -32,6 +32,9 @@ def isolated(tmp_path, monkeypatch, shared_cache):
     monkeypatch.setenv("HUGGINGTWEETS_WORK", str(tmp_path / "work"))
     monkeypatch.delenv("HUGGINGTWEETS_MODEL", raising=False)
     monkeypatch.delenv("HUGGINGTWEETS_DEBUG", raising=False)
+    # W&B off unless a test turns it on: a developer's own login must never make a test go online.
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.chdir(tmp_path)
     yield tmp_path
 

@@ -1,0 +1,199 @@
+"""Weights & Biases, only when it is on (wandb is imported only then).
+
+Two runs per bot, as the original: a preprocessing run that logs the fetched
+posts (`raw-posts`) and the dataset made from them (`train-dataset`), with the
+stats and a table of kept and dropped posts; and a training run that uses
+`train-dataset`, logs losses and perplexity, the trained model
+(`finetuned-model`) and a `predictions` table.
+
+The mode is decided up front, so nothing ever waits on a network: online when
+WANDB_API_KEY is set or the user is logged in, offline when asked
+(WANDB_MODE=offline), disabled otherwise. Offline runs cannot call
+`use_artifact`, so every artifact also records the name and digest of what it
+was made from in its metadata: the chain survives `wandb sync`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import netrc
+import os
+import platform
+from pathlib import Path
+from typing import Any, Callable, Iterator
+from urllib.parse import urlparse
+
+from .errors import SettingsError
+from .files import read_json, write_json
+
+MODES = ("auto", "online", "offline", "disabled")
+OFF_LINE = ("W&B tracking is off: set WANDB_API_KEY (or run `wandb login`) to track runs online, "
+            "or WANDB_MODE=offline to keep them on disk")
+ARTIFACT_TABLE_ROWS = 200  # kept and dropped posts shown in the preprocessing run
+
+
+def _logged_in() -> bool:
+    host = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname
+    try:
+        return bool(netrc.netrc().authenticators(host))
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return False
+
+
+def choose_mode(requested: str = "auto") -> tuple[str, str | None]:
+    """(mode, a line to show the user or None)."""
+    if requested not in MODES:
+        raise SettingsError(f"wandb must be one of {', '.join(MODES)}")
+    env = (os.environ.get("WANDB_MODE") or "").strip().lower()
+    mode = requested if requested != "auto" else {"dryrun": "offline", "run": "online"}.get(env, env)
+    if mode not in ("online", "offline", "disabled"):
+        mode = "online" if (os.environ.get("WANDB_API_KEY") or _logged_in()) else "disabled"
+        return mode, (OFF_LINE if mode == "disabled" else None)
+    if mode == "online" and not (os.environ.get("WANDB_API_KEY") or _logged_in()):
+        raise SettingsError("W&B online tracking needs WANDB_API_KEY or `wandb login`; "
+                            "or use WANDB_MODE=offline to keep runs on disk")
+    return mode, None
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version()}
+    for package in ("huggingtweets", "torch", "transformers", "datasets", "accelerate", "wandb"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            pass
+    return found
+
+
+def run_config(settings, base_model: str | None = None) -> dict[str, Any]:
+    """Every hyperparameter and the package versions; no token, no path of the user's home."""
+    config = settings.to_dict()
+    config.pop("work", None)
+    if Path(config.get("model", "")).expanduser().exists():
+        config["model"] = "local folder " + Path(config["model"]).name
+    home = str(Path.home())
+    config = {k: (v.replace(home, "~") if isinstance(v, str) else v) for k, v in config.items()}
+    if base_model:
+        config["base_model"] = base_model if not Path(base_model).exists() else Path(base_model).name
+    config["versions"] = versions()
+    return config
+
+
+class Tracker:
+    """A bot's W&B state, kept in WORK/<name>/tracking.json between steps."""
+
+    def __init__(self, settings, name: str, root: Path, say: Callable[[str], None]):
+        self.settings = settings
+        self.name = name
+        self.path = root / "tracking.json"
+        self.say = say
+        self.mode, line = choose_mode(settings.wandb)
+        if line:
+            say(line)
+        self.state: dict[str, Any] = read_json(self.path) if self.path.exists() else {}
+
+    @property
+    def on(self) -> bool:
+        return self.mode != "disabled"
+
+    def _init(self, job_type: str, config: dict[str, Any]):
+        try:
+            import wandb
+        except ImportError:
+            raise SettingsError("W&B tracking is on but wandb is not installed: pip install wandb, "
+                                "or set WANDB_MODE=disabled") from None
+
+        settings = wandb.Settings(init_timeout=60, silent=True, console="off")
+        return wandb.init(project=self.settings.wandb_project, entity=self.settings.wandb_entity or None,
+                          job_type=job_type, name=f"{self.name}-{job_type}", mode=self.mode, config=config,
+                          settings=settings, reinit="finish_previous")
+
+    def _record(self, key: str, run, **extra: Any) -> None:
+        url = run.url if self.mode == "online" else None
+        self.state[key] = {"id": run.id, "mode": self.mode, "url": url, "project": self.settings.wandb_project, **extra}
+        write_json(self.path, self.state)
+
+    def prepare(self, posts_path: Path, dataset_dir: Path, filtered) -> None:
+        """The preprocessing run: raw-posts, then train-dataset made from it."""
+        if not self.on:
+            return
+        import wandb
+
+        run = self._init("preprocess", run_config(self.settings))
+        try:
+            raw = wandb.Artifact("raw-posts", type="dataset", description=f"Posts fetched for {self.name}",
+                                 metadata={"bot": self.name, "sources": list(self.settings.sources),
+                                           "posts": filtered.stats.tweets_downloaded, "inputs": []})
+            raw.add_file(str(posts_path))
+            run.log_artifact(raw, aliases=["latest", self.name])
+            dataset = wandb.Artifact("train-dataset", type="dataset", description=f"Packed blocks for {self.name}",
+                                     metadata={"bot": self.name, "stats": filtered.stats.to_dict(),
+                                               "inputs": [{"name": "raw-posts", "digest": raw.digest}]})
+            dataset.add_dir(str(dataset_dir))
+            run.log_artifact(dataset, aliases=["latest", self.name])
+            run.summary.update(filtered.stats.to_dict())
+            rows = [[p.id, p.handle, "kept", p.text] for p in filtered.kept[:ARTIFACT_TABLE_ROWS // 2]]
+            rows += [[p.id, p.handle, reason, p.text] for p, reason in filtered.dropped[:ARTIFACT_TABLE_ROWS // 2]]
+            run.log({"posts": wandb.Table(columns=["id", "handle", "decision", "text"], data=rows)})
+            self._record("prepare_run", run, raw_posts_digest=raw.digest, train_dataset_digest=dataset.digest)
+        finally:
+            run.finish()
+
+    @contextlib.contextmanager
+    def training(self, base_model: str) -> Iterator["_TrainingRun | None"]:
+        """The training run, finished whatever happens inside."""
+        if not self.on:
+            yield None
+            return
+        import wandb
+
+        run = self._init("train", run_config(self.settings, base_model))
+        failed = True
+        try:
+            dataset_digest = (self.state.get("prepare_run") or {}).get("train_dataset_digest")
+            if self.mode == "online":
+                run.use_artifact(f"train-dataset:{self.name}")
+            yield _TrainingRun(run, wandb, self.name, dataset_digest)
+            failed = False
+            self._record("train_run", run, model_artifact="finetuned-model")
+        finally:
+            run.finish(exit_code=1 if failed else 0)
+
+
+class _TrainingRun:
+    def __init__(self, run, wandb, name: str, dataset_digest: str | None):
+        self.run, self.wandb, self.name, self.dataset_digest = run, wandb, name, dataset_digest
+
+    def log(self, entry: dict[str, Any]) -> None:
+        values = {k: v for k, v in entry.items() if isinstance(v, (int, float)) and k not in ("step", "max_steps")}
+        if values:
+            self.run.log(values, step=int(entry.get("step", 0)))
+
+    def finish_training(self, metrics: dict[str, Any], model_dir: Path, samples) -> None:
+        self.run.summary.update({k: metrics[k] for k in ("eval_perplexity_before", "eval_perplexity_after",
+                                                         "eval_loss_before", "eval_loss_after", "train_seconds")})
+        model = self.wandb.Artifact("finetuned-model", type="model", description=f"{self.name}, fine-tuned",
+                                    metadata={"bot": self.name, "base_model": metrics["base_model"],
+                                              "eval_perplexity_after": metrics["eval_perplexity_after"],
+                                              "inputs": [{"name": "train-dataset", "digest": self.dataset_digest}]})
+        model.add_dir(str(model_dir))
+        self.run.log_artifact(model, aliases=["latest", self.name])
+        table = self.wandb.Table(columns=["prompt", "sample", "seed"], data=[[s.prompt, s.text, s.seed] for s in samples])
+        self.run.log({"predictions": table})
+
+
+def card_links(root: Path) -> dict[str, str]:
+    """The card's W&B links, only for runs that exist online: never a dead link."""
+    path = root / "tracking.json"
+    state = read_json(path) if path.exists() else {}
+    links = {}
+    prepare, train = state.get("prepare_run") or {}, state.get("train_run") or {}
+    if prepare.get("url"):
+        links["data"] = prepare["url"].rstrip("/") + "/artifacts"
+    if train.get("url"):
+        links["run"] = train["url"]
+        links["model"] = train["url"].rstrip("/") + "/artifacts"
+    return links
+

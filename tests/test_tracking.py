@@ -1,0 +1,100 @@
+"""W&B offline runs, read back from their files, and the mode chosen up front."""
+
+import json
+
+import pytest
+
+from conftest import run_cli
+from huggingtweets.cli import main
+from wandb_files import read_run
+
+FAKE = {"X_BEARER_TOKEN": "xtok-SECRET-1111", "HF_TOKEN": "hf_SECRET2222abcd", "WANDB_API_KEY": "wb" + "3" * 38}
+
+
+@pytest.fixture
+def wandb_dirs(tmp_path, monkeypatch):
+    root = tmp_path / "wandb-files"
+    for var in ("WANDB_DIR", "WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR"):
+        (root / var).mkdir(parents=True)
+        monkeypatch.setenv(var, str(root / var))
+    return root
+
+
+def test_offline_run_leaves_two_finished_runs_whose_artifacts_chain(tmp_path, tiny_gpt2, wandb_dirs, monkeypatch,
+                                                                     capsys):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    for k, v in FAKE.items():
+        monkeypatch.setenv(k, v)
+    assert main(["run", "--model", str(tiny_gpt2), "--max-steps", "4", "-n", "3"]) == 0
+    out = capsys.readouterr()
+
+    run_dirs = sorted((wandb_dirs / "WANDB_DIR" / "wandb").glob("offline-run-*"))
+    assert len(run_dirs) == 2
+    runs = {r["job_type"]: r for r in map(read_run, run_dirs)}
+    prep, train = runs["preprocess"], runs["train"]
+    assert prep["exit_code"] == 0 and train["exit_code"] == 0
+    assert prep["name"] == "sample-preprocess" and train["name"] == "sample-train"
+
+    raw, dataset = prep["artifacts"]["raw-posts"], prep["artifacts"]["train-dataset"]
+    assert raw["files"] == ["posts.jsonl"] and raw["metadata"]["inputs"] == []
+    assert dataset["metadata"]["inputs"] == [{"name": "raw-posts", "digest": raw["digest"]}]
+    assert "info.json" in dataset["files"]
+    assert {k: prep["summary"][k] for k in ("tweets_downloaded", "retweets", "short_tweets", "tweets_kept")} == {
+        "tweets_downloaded": 450, "retweets": 10, "short_tweets": 15, "tweets_kept": 425}
+
+    model = train["artifacts"]["finetuned-model"]
+    assert model["type"] == "model" and "model.safetensors" in model["files"]
+    assert model["metadata"]["inputs"] == [{"name": "train-dataset", "digest": dataset["digest"]}]
+    tables = [a for name, a in train["artifacts"].items() if name.endswith("-predictions")]
+    assert len(tables) == 1
+    table_file = next((run_dirs[0].parent).rglob("predictions_*.table.json"))
+    table = json.loads(table_file.read_text())
+    assert table["columns"] == ["prompt", "sample", "seed"] and len(table["data"]) == 3
+    assert all(row[0] == "My dream is" and row[1].startswith("My dream is") and row[2] == 42 for row in table["data"])
+    assert train["summary"]["eval_perplexity_after"] > 0
+    losses = [(h["_step"], h["loss"]) for h in train["history"] if "loss" in h]
+    assert [step for step, _ in losses] == [1, 2, 3, 4]
+    assert any("eval_loss" in h for h in train["history"])
+
+    config = train["config"]
+    assert config["learning_rate"] == 1e-4 and config["max_steps"] == 4 and config["block_size"] == 64
+    assert {"torch", "transformers", "datasets", "python"} <= set(config["versions"])
+    assert config["model"] == "local folder " + tiny_gpt2.name
+    assert "x_bearer_token" not in config and "work" not in config
+
+    # No token, and no path of the home folder, anywhere a run wrote.
+    import os
+
+    home = os.path.expanduser("~")
+    for folder in (wandb_dirs, tmp_path / "work"):
+        for path in folder.rglob("*"):
+            if path.is_file():
+                data = path.read_bytes()
+                for secret in FAKE.values():
+                    assert secret.encode() not in data, (secret, path)
+    for path in run_dirs[0].parent.rglob("*.wandb"):
+        assert f'"{home}/'.encode() not in path.read_bytes()
+    for secret in FAKE.values():
+        assert secret not in out.out + out.err
+
+    card = (tmp_path / "work" / "sample" / "model" / "README.md").read_text()
+    assert "Explore the data" not in card and "W&B training run" not in card  # offline: no link that would be dead
+
+
+def test_with_no_key_and_no_mode_nothing_waits_and_one_line_says_tracking_is_off(tmp_path, tiny_gpt2, wandb_dirs):
+    env = {"HOME": str(tmp_path), "WANDB_MODE": "", "WANDB_API_KEY": ""}
+    done = run_cli("run", "--model", str(tiny_gpt2), "--max-steps", "2", "-n", "1", "--work", str(tmp_path / "w"),
+                   env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [line for line in done.stdout.splitlines() if "W&B" in line]
+    assert lines == ["W&B tracking is off: set WANDB_API_KEY (or run `wandb login`) to track runs online, "
+                     "or WANDB_MODE=offline to keep them on disk"]
+    assert not list(wandb_dirs.rglob("*.wandb")) and not (tmp_path / "wandb").exists()
+
+
+def test_online_without_credentials_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    assert main(["prepare", "--wandb", "online"]) == 1
+    assert capsys.readouterr().err.strip() == ("error: W&B online tracking needs WANDB_API_KEY or `wandb login`; "
+                                               "or use WANDB_MODE=offline to keep runs on disk")
