@@ -1,0 +1,623 @@
+"""`archive:PATH`: the user's own X archive (Settings > Your account > Download an
+archive). Accepts the zip as downloaded, the unzipped folder (or its `data`
+folder), or a single `tweets.js`.
+
+The archive's files are JavaScript: `window.YTD.tweets.part0 = [{"tweet": {...}}, ...]`.
+Older archives call it `tweet.js` (`YTD.tweet.part0`, sometimes without the
+`{"tweet": ...}` wrapper); big ones split it into `tweets-part1.js`, ... and list
+the parts in `data/manifest.js`. Long posts are cut in `tweets.js`; their whole
+text is in `note-tweet.js`. `retweeted` is always false in an archive, so a repost
+is known by its text ("RT @...").
+
+A zip is read in place, only the few files needed, and never extracted: its names
+are checked so none escapes, and its size is capped, because an archive is a file
+from the internet like any other.
+"""
+
+from __future__ import annotations
+
+import bisect
+import html
+import json
+import re
+import stat
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from ..errors import SourceError
+from ..posts import Post
+
+# Caps for a zip (and for the files read from a folder): far above any real
+# archive, far below what would exhaust memory or disk.
+MAX_ENTRIES = 200_000
+MAX_TOTAL_BYTES = 4 * 1024**3  # the zip's uncompressed size, all entries
+MAX_RATIO = 10  # ...unless it is also under 10 times the zip's own size: photos and videos do not compress
+MAX_FILE_BYTES = 1024**3  # one file read (a tweets.js this big is already ~10 GiB of memory once parsed)
+MAX_READ_BYTES = 2 * 1024**3  # all the files read: tweets, notes, manifest, account
+
+HOW_TO_GET = ("give archive: the .zip from X (Settings > Your account > Download an archive), its unzipped folder, "
+              "or its data/tweets.js")
+TWEET_FILE = re.compile(r"(tweets?)(-part(\d+))?\.js", re.IGNORECASE)  # not deleted-tweets.js, tweet-headers.js
+NOTE_FILE = re.compile(r"note-tweets?(-part(\d+))?\.js", re.IGNORECASE)
+YTD_PREFIX = re.compile(r"\s*window\.YTD\.([A-Za-z0-9_]+)\.part(\d+)\s*=\s*")
+MANIFEST_PREFIX = re.compile(r"\s*window\.__THAR_CONFIG\s*=\s*")
+TCO_OR_URL = re.compile(r"https?://\S+")
+ELLIPSES = ("\u2026", "...")
+MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+X_DATE = re.compile(r"[A-Za-z]{3} ([A-Za-z]{3}) (\d{1,2}) (\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2})(\d{2}) (\d{4})")
+LEADING_MENTIONS = re.compile(r"(\s*@\w+)+\s+")
+USERNAME = re.compile(r"[A-Za-z0-9_]{1,15}")
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+# --- where the files are: a zip, a folder, or one file ---------------------------------------------------------
+
+
+class _Container:
+    """The archive's `data` folder, wherever it is: `names` are the file names in it."""
+
+    label: str  # how messages name the archive
+    names: dict[str, Any]  # lower-cased file name in data/ -> whatever `_read_raw` needs
+    only: list[str] | None = None  # a single tweets.js given on its own
+
+    def __init__(self) -> None:
+        self.bytes_read = 0
+
+    def has(self, name: str) -> bool:
+        return name.lower() in self.names
+
+    def display(self, name: str) -> str:
+        return name
+
+    def read(self, name: str) -> bytes:
+        data = self._read_raw(self.names[name.lower()], name)
+        self.bytes_read += len(data)
+        if self.bytes_read > MAX_READ_BYTES:
+            raise SourceError(f"{self.label} has more than the {_size(MAX_READ_BYTES)} allowed in the files to read, more "
+                              "than any X archive: check that it is your archive as X made it")
+        return data
+
+    def _read_raw(self, ref: Any, name: str) -> bytes:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+def _bad_name(name: str) -> bool:
+    """A zip entry name that would land outside wherever it was unzipped."""
+    norm = name.replace("\\", "/")
+    if norm.startswith("/") or re.match(r"[A-Za-z]:", norm) or "\x00" in norm:
+        return True
+    return ".." in norm.split("/")
+
+
+class _Zip(_Container):
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.label = str(path)
+        try:
+            self.packed = path.stat().st_size
+            self.zf = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, NotImplementedError, UnicodeDecodeError) as e:
+            raise SourceError(f"{path} is not a readable zip ({e}): download the archive again from X "
+                              "(Settings > Your account > Download an archive)") from None
+        except OSError as e:
+            raise SourceError(f"cannot read {path}: {e.strerror or e}: check the file's permissions") from None
+        try:
+            self.names = self._index(path)
+        except BaseException:
+            self.zf.close()
+            raise
+
+    def _index(self, path: Path) -> dict[str, Any]:
+        infos = self.zf.infolist()
+        if len(infos) > MAX_ENTRIES:
+            raise SourceError(f"{path} has {len(infos):,} entries, more than the {MAX_ENTRIES:,} an X archive could have: "
+                              "check that it is your archive as X made it")
+        total = 0
+        for info in infos:
+            if _bad_name(info.filename):
+                raise SourceError(f"{path} has an entry named {info.filename!r} that points outside the archive: this is "
+                                  "not an archive as X makes them; download yours again from X")
+            if stat.S_ISLNK(info.external_attr >> 16):
+                raise SourceError(f"{path} has a symbolic link ({info.filename!r}), which X archives never have: "
+                                  "download yours again from X")
+            total += info.file_size
+        # An archive with years of photos and videos is big but barely compresses; a zip bomb
+        # is big only once expanded. Nothing is extracted, but the cap keeps the reads honest.
+        packed = max(self.packed, 1)
+        if total > MAX_TOTAL_BYTES and total > MAX_RATIO * packed:
+            raise SourceError(f"{path} unzips to {_size(total)} from {_size(packed)}, more than the {_size(MAX_TOTAL_BYTES)} "
+                              "allowed and not how X archives compress: check that it is your archive as X made it")
+        # The data folder: `data/` at the top, or inside one folder (a zip of the unzipped folder), or no folder.
+        files = [i for i in infos if not i.is_dir()]
+        self.prefix = _pick_prefix([i.filename.replace("\\", "/") for i in files])
+        names: dict[str, Any] = {}
+        for info in files:
+            name = info.filename.replace("\\", "/")
+            if self.prefix is not None and name.startswith(self.prefix) and "/" not in name[len(self.prefix):]:
+                names[name[len(self.prefix):].lower()] = info
+        return names
+
+    def display(self, name: str) -> str:
+        return f"{self.label}:{self.prefix or ''}{name}"
+
+    def _read_raw(self, info: zipfile.ZipInfo, name: str) -> bytes:
+        if info.file_size > MAX_FILE_BYTES:
+            raise SourceError(f"{self.display(name)} is {_size(info.file_size)}, more than the "
+                              f"{_size(MAX_FILE_BYTES)} allowed for one file: check that it is your archive as X made it")
+        try:
+            with self.zf.open(info) as f:
+                # Read no more than the header says, plus one byte to notice a header that lies.
+                data = f.read(info.file_size + 1)
+        except RuntimeError as e:  # encrypted
+            raise SourceError(f"cannot read {self.display(name)} ({e}): give archive: the zip as X made it, not a re-zipped "
+                              "or password-protected copy") from None
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, ValueError) as e:
+            raise SourceError(f"{self.display(name)} is damaged ({e}): download the archive again from X") from None
+        except OSError as e:
+            raise SourceError(f"cannot read {self.display(name)}: {e.strerror or e}") from None
+        if len(data) > info.file_size:
+            raise SourceError(f"{self.display(name)} is larger than the zip says: download the archive again from X")
+        return data
+
+    def close(self) -> None:
+        self.zf.close()
+
+
+def _pick_prefix(names: list[str]) -> str | None:
+    """The folder (as a zip name prefix) that holds the archive's data files."""
+    candidates = set()
+    for name in names:
+        folder, _, base = name.rpartition("/")
+        if base.lower() in ("manifest.js", "account.js") or TWEET_FILE.fullmatch(base):
+            candidates.add(folder + "/" if folder else "")
+    if not candidates:
+        return None
+    # Prefer a folder called data, then the shallowest.
+    return min(candidates, key=lambda p: (not p.rstrip("/").lower().endswith("data"), p.count("/"), p))
+
+
+class _Folder(_Container):
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.label = str(path)
+        self.root = path.resolve()
+        self.data = self._find_data(path)
+        self.names = {}
+        try:
+            entries = list(self.data.iterdir())
+        except OSError as e:
+            raise SourceError(f"cannot list {self.data}: {e.strerror or e}: check the folder's permissions") from None
+        for entry in entries:
+            try:
+                real = entry.resolve()
+                # A link that points outside the archive folder is ignored, as if absent.
+                if not real.is_relative_to(self.root) or not real.is_file():
+                    continue
+            except (OSError, RuntimeError):
+                continue
+            self.names[entry.name.lower()] = real
+
+    @staticmethod
+    def _find_data(path: Path) -> Path:
+        def looks_like_data(folder: Path) -> bool:
+            try:
+                return any(p.name.lower() in ("manifest.js", "account.js") or TWEET_FILE.fullmatch(p.name)
+                           for p in folder.iterdir())
+            except OSError:
+                return False
+
+        if (path / "data").is_dir() and looks_like_data(path / "data"):
+            return path / "data"
+        if looks_like_data(path):
+            return path
+        try:
+            inner = [p / "data" for p in path.iterdir() if p.is_dir() and (p / "data").is_dir()]
+        except OSError:
+            inner = []
+        if len(inner) == 1 and looks_like_data(inner[0]):  # the zip unzipped into a folder of its own name
+            return inner[0]
+        return path / "data" if (path / "data").is_dir() else path
+
+    def display(self, name: str) -> str:
+        return str(self.data / name)
+
+    def _read_raw(self, real: Path, name: str) -> bytes:
+        try:
+            size = real.stat().st_size
+            if size > MAX_FILE_BYTES:
+                raise SourceError(f"{self.display(name)} is {_size(size)}, more than the "
+                                  f"{_size(MAX_FILE_BYTES)} allowed for one file: check that it is your archive")
+            with open(real, "rb") as f:
+                data = f.read(MAX_FILE_BYTES + 1)  # a file that grew since stat() is still capped
+        except OSError as e:
+            raise SourceError(f"cannot read {self.display(name)}: {e.strerror or e}: check the file's permissions") from None
+        if len(data) > MAX_FILE_BYTES:
+            raise SourceError(f"{self.display(name)} is over the {_size(MAX_FILE_BYTES)} allowed for one file: "
+                              "check that it is your archive")
+        return data
+
+
+class _SingleFile(_Folder):
+    """A tweets.js given on its own: that file, plus note-tweet.js beside it if there is one."""
+
+    def __init__(self, path: Path) -> None:
+        _Container.__init__(self)
+        self.label = str(path)
+        self.root = path.parent.resolve()
+        self.data = path.parent
+        self.names = {path.name.lower(): path.resolve()}
+        self.only = [path.name]
+        for sibling in ("note-tweet.js",):
+            p = path.parent / sibling
+            try:
+                if p.is_file() and p.resolve().is_relative_to(self.root):
+                    self.names[sibling] = p.resolve()
+            except (OSError, RuntimeError):
+                pass
+
+
+def _open(path: Path) -> _Container:
+    try:
+        exists = path.exists()
+    except (OSError, ValueError):  # a name the system cannot look up
+        exists = False
+    if not exists:
+        raise SourceError(f"archive not found: {path}: check the path after `archive:`")
+    if path.is_dir():
+        return _Folder(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError as e:
+        raise SourceError(f"cannot read {path}: {e.strerror or e}: check the file's permissions") from None
+    if head.startswith(b"PK") or path.suffix.lower() == ".zip":
+        return _Zip(path)
+    if path.suffix.lower() == ".js" or head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"window.YTD."):
+        return _SingleFile(path)
+    raise SourceError(f"{path} is not an X archive: {HOW_TO_GET}")
+
+
+# --- the archive's JavaScript files ----------------------------------------------------------------------------
+
+
+def _decode(box: _Container, name: str, data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise SourceError(f"{box.display(name)} is not UTF-8 text ({e.reason} at byte {e.start}): "
+                          "download the archive again from X") from None
+
+
+def _parse_json(box: _Container, name: str, text: str) -> Any:
+    text = text.strip()
+    if text.endswith(";"):
+        text = text[:-1]
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SourceError(f"{box.display(name)} is cut short or damaged (bad JSON at line {e.lineno}, column {e.colno}: "
+                          f"{e.msg}): download the archive again from X") from None
+    except RecursionError:
+        raise SourceError(f"{box.display(name)} is nested too deeply to be an X archive file: "
+                          "download the archive again from X") from None
+
+
+def _read_ytd(box: _Container, name: str) -> tuple[str, list[Any]]:
+    """A `window.YTD.<x>.partN = [...]` file: its data type and its list."""
+    text = _decode(box, name, box.read(name))
+    m = YTD_PREFIX.match(text)
+    if not m:
+        raise SourceError(f"{box.display(name)} does not start with `window.YTD.<name>.partN = `, as X archive files do: "
+                          "give archive: the archive as X made it")
+    data = _parse_json(box, name, text[m.end():])
+    if not isinstance(data, list):
+        raise SourceError(f"{box.display(name)} holds a JSON {type(data).__name__}, not the list an X archive has: "
+                          "download the archive again from X")
+    return m.group(1), data
+
+
+def _manifest(box: _Container) -> dict[str, Any] | None:
+    if not box.has("manifest.js"):
+        return None
+    text = _decode(box, "manifest.js", box.read("manifest.js"))
+    m = MANIFEST_PREFIX.match(text)
+    if not m:
+        raise SourceError(f"{box.display('manifest.js')} does not start with `window.__THAR_CONFIG = `: "
+                          "download the archive again from X")
+    data = _parse_json(box, "manifest.js", text[m.end():])
+    return data if isinstance(data, dict) else None
+
+
+def _manifest_files(manifest: dict[str, Any] | None, *types: str) -> list[str] | None:
+    """The data files the manifest lists for the first of `types` it has; None when it lists none."""
+    types_ = manifest.get("dataTypes") if isinstance(manifest, dict) else None
+    if not isinstance(types_, dict):
+        return None
+    for t in types:
+        entry = types_.get(t)
+        files = entry.get("files") if isinstance(entry, dict) else None
+        if not isinstance(files, list):
+            continue
+        names = []
+        for f in files:
+            file_name = f.get("fileName") if isinstance(f, dict) else None
+            if not isinstance(file_name, str):
+                continue
+            p = PurePosixPath(file_name.replace("\\", "/"))
+            # Only names in data/ itself; anything else (or `..`) is not a file this reader opens.
+            if (len(p.parts) == 2 and p.parts[0].lower() == "data") or len(p.parts) == 1:
+                if p.name not in ("..", "."):
+                    names.append(p.name)
+        if names:
+            return names
+    return None
+
+
+def _part_number(name: str) -> int:
+    m = re.search(r"-part(\d+)\.js$", name, re.IGNORECASE)
+    return int(m.group(1)) if m else 0
+
+
+def _tweet_files(box: _Container, manifest: dict[str, Any] | None) -> list[str]:
+    if box.only:
+        return box.only
+    listed = _manifest_files(manifest, "tweets", "tweet")
+    if listed:
+        missing = [n for n in listed if not box.has(n)]
+        if missing:
+            raise SourceError(f"{box.label} lists {', '.join('data/' + n for n in missing)} in its manifest.js but does "
+                              "not have it: unzip the whole archive, or download it again from X")
+        return listed
+    found = sorted((n for n in box.names if TWEET_FILE.fullmatch(n)), key=lambda n: (n.startswith("tweet."), _part_number(n)))
+    if not found:
+        raise SourceError(f"{box.label} has no tweets file (looked for data/tweets.js, data/tweets-part1.js..., "
+                          f"data/tweet.js): {HOW_TO_GET}")
+    return found
+
+
+def _note_files(box: _Container, manifest: dict[str, Any] | None) -> list[str]:
+    listed = _manifest_files(manifest, "noteTweet", "note_tweet", "noteTweets")
+    if listed:
+        return [n for n in listed if box.has(n)]
+    return sorted((n for n in box.names if NOTE_FILE.fullmatch(n)), key=_part_number)
+
+
+# --- records -> posts ------------------------------------------------------------------------------------------
+
+
+def _x_date(value: Any) -> datetime | None:
+    """"Wed Oct 10 20:19:24 +0000 2018" (parsed by hand: strptime's %a/%b follow the locale),
+    or ISO 8601 as note-tweet.js writes it."""
+    if not isinstance(value, str):
+        return None
+    m = X_DATE.fullmatch(value.strip())
+    try:
+        if m:
+            month = MONTHS.get(m.group(1).title())
+            if month is None:
+                return None
+            offset = timedelta(hours=int(m.group(7)), minutes=int(m.group(8))) * (1 if m.group(6) == "+" else -1)
+            local = datetime(int(m.group(9)), month, int(m.group(2)), int(m.group(3)), int(m.group(4)), int(m.group(5)),
+                             tzinfo=timezone(offset))
+            return local.astimezone(timezone.utc)
+        d = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        return (d if d.tzinfo else d.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _iso(d: datetime | None) -> str | None:
+    return d.replace(microsecond=0).isoformat() if d else None
+
+
+@dataclass
+class _Note:
+    text: str
+    created: datetime | None
+    note_id: str | None
+    key: str = field(init=False)  # the text as compared with a cut-short post
+
+    def __post_init__(self) -> None:
+        self.key = _compare_key(self.text)
+
+
+def _compare_key(text: str) -> str:
+    """Text as compared between a post and its note: unescaped, links out (the note
+    may show them expanded), whitespace as single spaces."""
+    return " ".join(TCO_OR_URL.sub(" ", html.unescape(text)).split())
+
+
+def _notes(box: _Container, manifest: dict[str, Any] | None) -> list[_Note]:
+    notes = []
+    for name in _note_files(box, manifest):
+        _, entries = _read_ytd(box, name)
+        for entry in entries:
+            if not isinstance(entry, dict):
+                continue
+            # Versions differ: {"noteTweet": {...}}, {"note_tweet": {...}}, or the note itself.
+            note = next((entry[k] for k in ("noteTweet", "note_tweet", "noteTweetResults", "note_tweet_results")
+                         if isinstance(entry.get(k), dict)), entry)
+            if isinstance(note.get("result"), dict):
+                note = note["result"]
+            core = note.get("core") if isinstance(note.get("core"), dict) else note
+            text = next((core[k] for k in ("text", "full_text") if isinstance(core.get(k), str)), None)
+            if not text:
+                continue
+            created = _x_date(note.get("createdAt") or note.get("created_at"))
+            note_id = note.get("noteTweetId") or note.get("id") or note.get("id_str")
+            notes.append(_Note(text=text, created=created, note_id=str(note_id) if note_id else None))
+    return notes
+
+
+def _stub(text: str) -> tuple[str, bool] | None:
+    """A long post's stub in tweets.js ends in an ellipsis or a t.co link (or both):
+    its text without them and whether it had the ellipsis; None when it does not look cut."""
+    trimmed = re.sub(r"(\s*https?://\S+)+\s*$", "", text.rstrip())
+    linked, ellipsis = trimmed != text.rstrip(), False
+    for e in ELLIPSES:
+        if trimmed.endswith(e):
+            trimmed, ellipsis = trimmed[: -len(e)], True
+    if not (linked or ellipsis):
+        return None
+    # A cut in the middle of an HTML entity (`&am`) would never match the note.
+    return re.sub(r"&[A-Za-z0-9#]*$", "", trimmed), ellipsis
+
+
+def _attach_notes(posts: list[tuple[Post, datetime | None]], notes: list[_Note]) -> None:
+    """Gives each cut-short post its note's whole text. First by text: the note that the
+    stub begins (sorted keys and bisect, so a big archive is not posts x notes). Then, for
+    stubs that end in an ellipsis and are still unmatched, by time: the one note left that
+    was made in the same second. Text first, for every post, so a post that merely ends
+    in a link never takes a note that its own stub would have matched."""
+    if not notes:
+        return
+    keys = sorted((n.key, i) for i, n in enumerate(notes))
+    sorted_keys = [k for k, _ in keys]
+    used: set[int] = set()
+    waiting: list[tuple[Post, datetime | None, str]] = []
+
+    def give(post: Post, i: int) -> None:
+        used.add(i)
+        # A reply's stub starts with the @names it answers; its note may not: keep them.
+        mentions = LEADING_MENTIONS.match(post.text)
+        text = notes[i].text
+        post.text = mentions.group(0) + text if mentions and not text.lstrip().startswith("@") else text
+        if notes[i].note_id:
+            post.raw["note_tweet_id"] = notes[i].note_id
+
+    def starting_with(key: str) -> list[int]:
+        found = []
+        if len(key) >= 10:  # a shorter stub (a bare link, a few words) would match too much
+            j = bisect.bisect_left(sorted_keys, key)
+            while j < len(keys) and sorted_keys[j].startswith(key) and len(found) < 50:
+                i = keys[j][1]
+                if i not in used and len(notes[i].key) > len(key):
+                    found.append(i)
+                j += 1
+        return found
+
+    for post, created in posts:
+        cut = _stub(post.text) if post.kind != "repost" else None  # someone else's words: never our note
+        if cut is None:
+            continue
+        key = _compare_key(cut[0])
+        found = starting_with(key)
+        if not found and LEADING_MENTIONS.match(key):
+            found = starting_with(LEADING_MENTIONS.sub("", key))
+        if found:
+            if len(found) > 1 and created:  # the same opening twice: the one made closest in time
+                found.sort(key=lambda i: abs((notes[i].created - created).total_seconds())
+                           if notes[i].created else float("inf"))
+            give(post, found[0])
+        elif cut[1] and created:
+            waiting.append((post, created, key))
+    by_second: dict[int, list[int]] = {}
+    for i, n in enumerate(notes):
+        if n.created and i not in used:
+            by_second.setdefault(int(n.created.timestamp()), []).append(i)
+    for post, created, key in waiting:
+        same = [i for i in by_second.get(int(created.timestamp()), []) if i not in used and len(notes[i].key) > len(key)]
+        if len(same) == 1:
+            give(post, same[0])
+
+
+def _kind(t: dict[str, Any], text: str) -> str:
+    # As the X source does: a repost first, then a quote, then a reply.
+    if text.startswith("RT @"):
+        return "repost"
+    if t.get("quoted_status_id_str") or t.get("quoted_status_id") or t.get("quoted_status_permalink"):
+        return "quote"
+    if t.get("in_reply_to_status_id_str") or t.get("in_reply_to_status_id"):
+        return "reply"
+    return "post"
+
+
+def _sort_key(post: Post) -> tuple[str, int]:
+    return (post.created_at or "", int(post.id) if post.id.isdigit() else 0)
+
+
+def read_archive(path: Path, handle: str) -> list[Post]:
+    """Every post in the archive, newest first, with long posts' whole text."""
+    path = Path(path)
+    box = _open(path)
+    try:
+        manifest = _manifest(box)
+        files = _tweet_files(box, manifest)
+        notes = _notes(box, manifest)
+        posts: list[tuple[Post, datetime | None]] = []
+        seen: set[str] = set()
+        skipped = total = 0
+        for name in files:
+            data_type, entries = _read_ytd(box, name)
+            if box.only and data_type.lower() not in ("tweets", "tweet"):
+                raise SourceError(f"{box.display(name)} holds {data_type}, not posts: give archive: the archive's "
+                                  "data/tweets.js, or the whole archive")
+            for entry in entries:
+                total += 1
+                t = entry.get("tweet") if isinstance(entry, dict) and isinstance(entry.get("tweet"), dict) else entry
+                if not isinstance(t, dict):
+                    skipped += 1
+                    continue
+                post_id = t.get("id_str") or t.get("id")
+                text = t.get("full_text") if isinstance(t.get("full_text"), str) else t.get("text")
+                if not isinstance(post_id, (str, int)) or isinstance(post_id, bool) or not str(post_id).strip() \
+                        or not isinstance(text, str) or not text.strip():
+                    skipped += 1
+                    continue
+                post_id = str(post_id).strip()
+                if post_id in seen:  # the same post in two files
+                    continue
+                seen.add(post_id)
+                created = _x_date(t.get("created_at"))
+                raw = {k: v for k, v in t.items() if k != "full_text"}
+                posts.append((Post(id=post_id, text=text, handle=handle, source="archive", kind=_kind(t, text),
+                                   created_at=_iso(created), raw=raw), created))
+        if skipped and not posts:
+            raise SourceError(f"none of the {total:,} entries in {', '.join(box.display(n) for n in files)} has an id and "
+                              "a `full_text`: give archive: the archive as X made it")
+    finally:
+        box.close()
+    _attach_notes(posts, notes)
+    result = [post for post, _ in posts]
+    result.sort(key=_sort_key, reverse=True)
+    return result
+
+
+def account_name(path: Path) -> str:
+    """The archive owner's username (from data/account.js), else the file or folder's
+    name. Never raises: a bad path is reported when the archive is read."""
+    path = Path(path)
+    fallback = path.stem if path.suffix.lower() in (".zip", ".js") else path.name
+    try:
+        if not path.exists() or not (path.is_dir() or zipfile.is_zipfile(path)):
+            return fallback
+        box = _open(path)
+    except Exception:
+        return fallback
+    try:
+        if not box.has("account.js") or box.only:
+            return fallback
+        _, entries = _read_ytd(box, "account.js")
+        account = entries[0].get("account", entries[0]) if entries and isinstance(entries[0], dict) else {}
+        username = account.get("username") if isinstance(account, dict) else None
+        if isinstance(username, str) and USERNAME.fullmatch(username):
+            return username
+        return fallback
+    except Exception:  # a damaged account.js only costs the name
+        return fallback
+    finally:
+        box.close()
