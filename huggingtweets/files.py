@@ -80,3 +80,15 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def without_home(value: Any) -> Any:
+    """The same data with the user's home folder written as ~: for anything published."""
+    home = str(Path.home())
+    if isinstance(value, str):
+        return value.replace(home, "~") if home not in ("/", "") else value
+    if isinstance(value, dict):
+        return {k: without_home(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_home(v) for v in value]
+    return value

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from .clean import Stats, filter_posts, stats_table
 from .errors import NoPostsError, NotEnoughTextError
-from .files import atomic_write, read_json, write_json
+from .files import atomic_write, read_json, without_home, write_json
 from .generate import Sample
 from .posts import Post, read_posts, write_posts
 from .settings import Settings
@@ -174,7 +174,11 @@ def train(settings: Settings, say: Say = _say, write_card: bool = True,
                 max_new_tokens=settings.max_new_tokens, top_p=settings.top_p, temperature=settings.temperature,
                 seed=settings.seed))
     write_json(ws.metrics, metrics)
-    write_json(ws.model / "huggingtweets.json", {k: v for k, v in metrics.items() if k != "log_history"})
+    # Published with the model: no loss history, no path of the user's home, only file names of local sources.
+    public = {k: v for k, v in metrics.items() if k != "log_history"}
+    public["sources"] = [f"{s.kind}:{Path(s.target).name}" if s.kind in ("file", "archive") else str(s)
+                         for s in ws.specs]
+    write_json(ws.model / "huggingtweets.json", without_home(public))
     if write_card:
         card(settings, say)
     return metrics
@@ -213,8 +217,9 @@ def read_samples(settings: Settings) -> list[Sample]:
         return [Sample(**json.loads(line)) for line in f if line.strip()]
 
 
-def card(settings: Settings, say: Say = _say, repo_id: str | None = None, consent: str | None = None) -> Path:
-    """Write model/README.md from what the earlier steps recorded."""
+def card(settings: Settings, say: Say = _say, repo_id: str | None = None, consent: str | None = None,
+         out: Path | None = None) -> Path:
+    """Write model/README.md (or `out`) from what the earlier steps recorded."""
     from .card import CardInputs, render_card
     from .tracking import card_links
 
@@ -232,7 +237,7 @@ def card(settings: Settings, say: Say = _say, repo_id: str | None = None, consen
                         base_display=base["display"], base_url=base["url"], base_limitations_url=base["limitations_url"],
                         license=base["license"], repo_id=repo_id, samples=read_samples(settings) or None,
                         wandb_links=card_links(ws.root), consent=consent)
-    path = ws.model / "README.md"
+    path = out or ws.model / "README.md"
     with atomic_write(path) as f:
         f.write(render_card(inputs))
     say(f"Model card: {path}")

@@ -164,6 +164,7 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
         "precision_reason": why,
         "host": host_description(),
         "dataset": info.__dict__,
+        "sources": list(settings.sources),
         "settings": {k: v for k, v in settings.to_dict().items() if k not in ("work", "sources")},
         "log_history": trainer.state.log_history,
     }

@@ -25,6 +25,7 @@ class Request:
     path: str
     query: dict[str, str]
     headers: dict[str, str]
+    body: bytes = b""
 
 
 @dataclass
@@ -45,10 +46,14 @@ class Loopback:
             def log_message(self, *args):  # keep test output clean
                 pass
 
-            def do_GET(self):
+            def do_POST(self):
+                self.do_GET("POST")
+
+            def do_GET(self, method="GET"):
                 parts = urlsplit(self.path)
-                req = Request("GET", parts.path, {k: v[-1] for k, v in parse_qs(parts.query).items()},
-                              {k.lower(): v for k, v in self.headers.items()})
+                length = int(self.headers.get("Content-Length") or 0)
+                req = Request(method, parts.path, {k: v[-1] for k, v in parse_qs(parts.query).items()},
+                              {k.lower(): v for k, v in self.headers.items()}, self.rfile.read(length) if length else b"")
                 server.requests.append(req)
                 for pattern, handler in server.routes:
                     m = pattern.fullmatch(parts.path)
