@@ -166,13 +166,7 @@ def train(settings: Settings, say: Say = _say, write_card: bool = True,
         metrics = train_model(settings, base, ws.dataset, ws.model, ws.checkpoints, say,
                               on_log=(lambda entry: [f(entry) for f in listeners]) if listeners else None)
         if tracked:
-            from .generate import generate as sample_from, load_bot
-
-            model, tokenizer = load_bot(ws.model)
-            tracked.finish_training(metrics, ws.model, sample_from(
-                model, tokenizer, prompt=settings.prompt, num_samples=settings.num_samples,
-                max_new_tokens=settings.max_new_tokens, top_p=settings.top_p, temperature=settings.temperature,
-                seed=settings.seed))
+            tracked.finish_training(metrics, ws.model, _draw(settings, ws.model))
     write_json(ws.metrics, metrics)
     # Published with the model: no loss history, no path of the user's home, only file names of local sources.
     public = {k: v for k, v in metrics.items() if k != "log_history"}
@@ -189,22 +183,27 @@ def generate(settings: Settings, say: Say = _say) -> list[Sample]:
     import json
 
     from .dataset import load_post_texts
-    from .generate import generate as sample_from, load_bot
 
     ws = Workspace.of(settings)
     if not (ws.model / "config.json").exists():
         train(settings, say)
-    model, tokenizer = load_bot(ws.model)
-    samples = sample_from(model, tokenizer, prompt=settings.prompt, num_samples=settings.num_samples,
-                          max_new_tokens=settings.max_new_tokens, top_p=settings.top_p,
-                          temperature=settings.temperature, seed=settings.seed,
-                          training_texts=load_post_texts(ws.dataset) if ws.dataset.exists() else None)
+    samples = _draw(settings, ws.model, load_post_texts(ws.dataset) if ws.dataset.exists() else None)
     with atomic_write(ws.samples) as f:
         for s in samples:
             f.write(json.dumps(s.to_dict(), ensure_ascii=False) + "\n")
     for i, s in enumerate(samples, 1):
         say(f"{i}. {s.text}" + ("   [copies a training tweet]" if s.copy else ""))
     return samples
+
+
+def _draw(settings: Settings, model_dir: Path, training_texts: list[str] | None = None) -> list[Sample]:
+    """Samples from the saved bot with the run's sampling settings."""
+    from .generate import generate as sample_from, load_bot
+
+    model, tokenizer = load_bot(model_dir)
+    return sample_from(model, tokenizer, prompt=settings.prompt, num_samples=settings.num_samples,
+                       max_new_tokens=settings.max_new_tokens, top_p=settings.top_p,
+                       temperature=settings.temperature, seed=settings.seed, training_texts=training_texts)
 
 
 def read_samples(settings: Settings) -> list[Sample]:
