@@ -51,7 +51,8 @@ class Settings:
     learning_rate: float = field(default=1e-4, metadata={"help": "Peak learning rate (cosine schedule after warmup)."})
     batch_size: int = field(default=8, metadata={"help": "Blocks per optimizer step."})
     precision: str = field(default="auto", metadata={"help": "auto (measured on this machine), fp32, bf16 or fp16."})
-    resume: bool = field(default=False, metadata={"help": "Resume training from the last checkpoint."})
+    resume: bool = field(default=False, metadata={
+        "help": "Resume training from the last checkpoint (done anyway when a whole checkpoint of the same run is there)."})
     seed: int = field(default=42, metadata={"help": "Seed for shuffling, training and sampling."})
 
     # Tracking (Weights & Biases)

@@ -8,21 +8,91 @@ DataCollatorForLanguageModeling would mask it wherever pad == eos.
 
 from __future__ import annotations
 
+import json
 import math
 import platform
 import shutil
 import time
+import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
 from .dataset import DatasetInfo, load_blocks
-from .files import atomic_dir, write_json
+from .files import atomic_dir, read_json, write_json
 from .models import BaseModel, choose_precision, load_model, load_tokenizer
 from .settings import Settings
 
 GPU_EPOCHS = 4  # as the original
 CPU_EPOCHS = 2  # measured on the sample account: 2 passes at 1e-4 cut validation perplexity ~3x; 4 at 4e-4 overfit
 CPU_MAX_STEPS = 120  # keeps a CPU run to minutes (about 2 s a step for a 135M model in bf16, 5 s in fp32)
+
+
+# What must match for a checkpoint to be resumed (with the dataset's own fingerprint).
+FINGERPRINT = ("model", "block_size", "batch_size", "learning_rate", "epochs", "max_steps", "seed", "precision")
+RUN_FILE = "huggingtweets-run.json"
+CHECKPOINT_FILES = ("trainer_state.json", "model.safetensors", "optimizer.pt", "scheduler.pt")
+
+
+def usable_checkpoint(folder: Path, fingerprint: dict[str, Any], say: Callable[[str], None]) -> Path | None:
+    """The newest checkpoint in `folder` that belongs to this run and is whole.
+    Stale checkpoints (other data or settings) are removed; a damaged one (a
+    crash while it was written) is skipped with a message, never loaded."""
+    if not folder.is_dir():
+        return None
+    try:
+        same_run = read_json(folder / RUN_FILE) == json.loads(json.dumps(fingerprint))
+    except (OSError, ValueError):
+        same_run = False
+    if not same_run:
+        if any(folder.glob("checkpoint-*")):
+            say(f"The checkpoints in {folder} are from another run (other data or settings): starting over")
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+    candidates = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]) if
+                        p.name.split("-")[-1].isdigit() else -1, reverse=True)
+    for checkpoint in candidates:
+        problem = checkpoint_problem(checkpoint)
+        if problem is None:
+            return checkpoint
+        say(f"Skipping {checkpoint.name}: {problem}")
+        shutil.rmtree(checkpoint, ignore_errors=True)
+    return None
+
+
+def checkpoint_problem(checkpoint: Path) -> str | None:
+    """Why a checkpoint cannot be trusted, or None. Checks every file without
+    unpickling anything: JSON parses, the safetensors header matches the file
+    size, torch's zip archives have their central directory and good CRCs."""
+    missing = [name for name in CHECKPOINT_FILES if not (checkpoint / name).is_file()]
+    if missing:
+        return f"{', '.join(missing)} missing (it was being written when the run stopped)"
+    try:
+        state = read_json(checkpoint / "trainer_state.json")
+        if str(state.get("global_step")) != checkpoint.name.split("-")[-1]:
+            return "trainer_state.json does not match the checkpoint's step"
+    except (OSError, ValueError, AttributeError):
+        return "trainer_state.json is damaged"
+    weights = checkpoint / "model.safetensors"
+    try:
+        size = weights.stat().st_size
+        with open(weights, "rb") as f:
+            header_len = int.from_bytes(f.read(8), "little")
+            if not 0 < header_len <= size - 8:
+                return "model.safetensors is damaged"
+            header = json.loads(f.read(header_len))
+        end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+        if 8 + header_len + end != size:
+            return "model.safetensors is cut short"
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return "model.safetensors is damaged"
+    for name in ("optimizer.pt", "scheduler.pt"):
+        try:
+            with zipfile.ZipFile(checkpoint / name) as z:
+                if z.testzip() is not None:
+                    return f"{name} is damaged"
+        except (OSError, zipfile.BadZipFile):
+            return f"{name} is cut short or damaged"
+    return None
 
 
 def host_description() -> str:
@@ -48,7 +118,6 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
     import torch
     from transformers import Trainer, TrainingArguments, default_data_collator, set_seed
     from transformers.trainer_callback import ProgressCallback
-    from transformers.trainer_utils import get_last_checkpoint
 
     listener = on_log
 
@@ -124,11 +193,19 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
     say(f"Validation perplexity before training: {math.exp(before['eval_loss']):.1f}")
 
     # Train (from the last checkpoint when resuming)
-    last = get_last_checkpoint(str(checkpoints_dir)) if settings.resume and checkpoints_dir.is_dir() else None
-    if settings.resume:
-        say(f"Resuming from {Path(last).name}" if last else f"No checkpoint in {checkpoints_dir}: training from the start")
+    # Resume from the newest whole checkpoint of this same run (data and settings),
+    # as after a crash or a disconnect; anything else there is stale or damaged.
+    fingerprint = {"dataset": info.__dict__, "settings": {k: getattr(settings, k) for k in FINGERPRINT},
+                   "steps": steps}
+    last = usable_checkpoint(checkpoints_dir, fingerprint, say)
+    if last:
+        say(f"Resuming from {last.name}")
+    elif settings.resume:
+        say(f"No checkpoint of this run in {checkpoints_dir}: training from the start")
+    checkpoints_dir.mkdir(parents=True, exist_ok=True)
+    write_json(checkpoints_dir / RUN_FILE, fingerprint)
     started = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=last)
+    result = trainer.train(resume_from_checkpoint=str(last) if last else None)
     train_seconds = time.perf_counter() - started
 
     # Perplexity, after

@@ -107,7 +107,7 @@ def test_generate_is_reproducible_with_a_seed_and_resume_continues_training(tmp_
     assert main(["train", *args]) == 130
     assert "interrupted; run the same command with --resume" in capsys.readouterr().err
     bot = tmp_path / "work" / "sample"
-    assert sorted(p.name for p in (bot / "checkpoints").iterdir()) == ["checkpoint-4"]
+    assert sorted(p.name for p in (bot / "checkpoints").iterdir()) == ["checkpoint-4", "huggingtweets-run.json"]
     assert not (bot / "model").exists()
 
     monkeypatch.setattr(Trainer, "training_step", real_step)
