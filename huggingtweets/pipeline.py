@@ -191,8 +191,11 @@ def generate(settings: Settings, say: Say = _say) -> list[Sample]:
     with atomic_write(ws.samples) as f:
         for s in samples:
             f.write(json.dumps(s.to_dict(), ensure_ascii=False) + "\n")
-    for i, s in enumerate(samples, 1):
+    shown = [s for s in samples if not (settings.drop_copies and s.copy)]
+    for i, s in enumerate(shown, 1):
         say(f"{i}. {s.text}" + ("   [copies a training tweet]" if s.copy else ""))
+    if len(shown) < len(samples):
+        say(f"({len(samples) - len(shown)} of {len(samples)} samples left out: they copied a training tweet)")
     return samples
 
 

@@ -68,6 +68,9 @@ class Settings:
     max_new_tokens: int = field(default=40, metadata={"help": "Longest continuation, in tokens."})
     top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling: keep the smallest set of tokens with this much probability."})
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature."})
+    drop_copies: bool = field(default=False, metadata={
+        "help": "Do not show samples that copy a training post (8 words in a row, or 80 percent of it); "
+                "they are still counted in the card's copy rate."})
 
     def __post_init__(self) -> None:
         if isinstance(self.sources, str):
