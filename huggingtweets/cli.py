@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from dataclasses import MISSING, fields
+from pathlib import Path
 
 from . import pipeline
 from .errors import HuggingtweetsError
@@ -22,6 +23,9 @@ COMMANDS = {
     "card": "write the model card, model/README.md",
 }
 SHORT = {"num_samples": ["-n"]}
+PUSH_HELP = "publish a bot to the Hugging Face Hub (model, tokenizer, card), or stage it with --dry-run"
+APP_HELP = "serve the notebook app in your browser (Voila, on 127.0.0.1 only)"
+APP_PORT = 8866
 
 
 def _add_settings(parser: argparse.ArgumentParser) -> None:
@@ -55,7 +59,57 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the full traceback on errors")
         if name == "card":
             p.add_argument("--repo-id", help="the Hub repo id the card's snippet names (default: huggingtweets/<name>)")
+    p = sub.add_parser("push", help=PUSH_HELP, description=PUSH_HELP)
+    p.add_argument("name", metavar="NAME", help="the bot's name: its folder in WORK (sample, jack, a-b ...)")
+    p.add_argument("--work", help="work folder (default: ./huggingtweets-work, env HUGGINGTWEETS_WORK)")
+    p.add_argument("--repo-id", help="ORG/NAME on the Hub (default: NAME in your namespace)")
+    p.add_argument("--private", action="store_true", help="create the repo private")
+    p.add_argument("--consent", choices=["self", "given"],
+                   help="`self`: the account is yours; `given`: its owner agreed (needed for any real account)")
+    p.add_argument("--dry-run", action="store_true", help="stage the upload in WORK/NAME/upload/ and stop")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the full traceback on errors")
+    # Not a step: serves the notebook app (huggingtweets/app.ipynb) with Voila, on 127.0.0.1 only.
+    p = sub.add_parser("app", help=APP_HELP, description=APP_HELP)
+    p.add_argument("--port", type=int, default=APP_PORT, help=f"port on 127.0.0.1 (default: {APP_PORT})")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the full traceback on errors")
     return parser
+
+
+def app_command(port: int) -> list[str]:
+    """Voila serving the app-only notebook shipped in the package; never opens a browser itself."""
+    notebook = Path(__file__).with_name("app.ipynb")
+    return [sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={port}",
+            "--Voila.ip=127.0.0.1", "--Voila.port_retries=0"]
+
+
+def serve_app(port: int) -> int:
+    """Replace this process with Voila (so Ctrl-C and SIGTERM reach it directly)."""
+    import importlib.util
+    import json
+
+    from .files import cache_dir
+
+    missing = [m for m in ("voila", "ipywidgets", "matplotlib") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise HuggingtweetsError(f"the app needs {', '.join(missing)}: pip install 'huggingtweets[app]'")
+    if not 0 < port < 65536:
+        raise HuggingtweetsError(f"--port must be between 1 and 65535, not {port}")
+    env = dict(os.environ)
+    # The notebook's kernel runs in the notebook's folder: give it this folder's work folder.
+    env["HUGGINGTWEETS_WORK"] = str(Path(env.get("HUGGINGTWEETS_WORK") or "huggingtweets-work").resolve())
+    # ... and this Python, whatever other `python3` kernel is installed.
+    kernels = cache_dir() / "jupyter"
+    spec = kernels / "kernels" / "python3" / "kernel.json"
+    spec.parent.mkdir(parents=True, exist_ok=True)
+    spec.write_text(json.dumps({"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                                "display_name": "Python 3 (huggingtweets)", "language": "python"}))
+    env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(kernels), env.get("JUPYTER_PATH")]))
+    print(f"huggingtweets app: http://127.0.0.1:{port}/ (work folder {env['HUGGINGTWEETS_WORK']}; Ctrl-C stops it)",
+          flush=True)
+    sys.stderr.flush()
+    command = app_command(port)
+    os.execve(command[0], command, env)
+    return 0  # not reached
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -69,6 +123,15 @@ def main(argv: list[str] | None = None) -> int:
     debug = args.debug or os.environ.get("HUGGINGTWEETS_DEBUG", "") not in ("", "0")
     started = time.perf_counter()
     try:
+        if args.command == "app":
+            return serve_app(args.port)
+        if args.command == "push":
+            from .hub import push
+
+            settings = Settings(**({"work": args.work} if args.work else {}))
+            push(settings, args.name, repo_id=args.repo_id, private=args.private, consent=args.consent,
+                 dry_run=args.dry_run)
+            return 0
         settings = settings_from_args(args)
         if args.command == "run":
             result = pipeline.run(settings)
