@@ -12,6 +12,10 @@ Lower-level pieces work on their own too: `filter_posts`, `clean_text`,
 `load_bot` + `generate_samples` (no Trainer involved).
 """
 
+# The step modules share names with the step functions below. Importing them
+# first means a later lazy import cannot rebind `huggingtweets.train` (or
+# `.card`) from the function to the module.
+from . import card as _card_module, train as _train_module  # noqa: F401
 from .clean import Filtered, Stats, clean_text, filter_posts, is_retweet, is_short
 from .errors import HuggingtweetsError
 from .generate import Sample, load_bot
