@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -34,6 +35,30 @@ class Post:
     def from_dict(cls, data: dict[str, Any]) -> "Post":
         known = {k: data[k] for k in ("id", "text", "handle", "source", "kind", "created_at", "raw") if k in data}
         return cls(**known)
+
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]|\\u[dD][89abcdefABCDEF]")  # one, or its JSON escape
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def json_loads(data: str | bytes) -> Any:
+    """`json.loads` for data from outside, whose strings must be writable as UTF-8:
+    a lone surrogate (`"\\ud83d"`, half an emoji, as X cuts long posts) becomes U+FFFD.
+    Raises what json.loads raises (ValueError, RecursionError)."""
+    if isinstance(data, bytes):
+        data = data.decode(json.detect_encoding(data), "surrogatepass")  # as json.loads decodes bytes
+    value = json.loads(data)
+    return _without_surrogates(value) if _SURROGATE.search(data) else value
+
+
+def _without_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    return value
 
 
 def write_posts(path: Path, posts: Iterable[Post]) -> int:

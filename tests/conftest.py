@@ -93,3 +93,21 @@ def fast_retries(monkeypatch):
     from huggingtweets.sources import http
 
     monkeypatch.setattr(http, "BACKOFF_SECONDS", 0.01)
+
+
+# --- fuzz counts (tests/test_fuzz.py) ---------------------------------------------------------------------------
+# Each fuzz test counts the examples it tried into this dict; the summary prints them,
+# so a CI log shows how hard each parser was pushed.
+FUZZ_TRIED: dict[str, int] = {}
+
+
+@pytest.fixture(scope="session")
+def fuzz_tried() -> dict[str, int]:
+    return FUZZ_TRIED
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FUZZ_TRIED:
+        terminalreporter.section("fuzz")
+        for label, count in FUZZ_TRIED.items():
+            terminalreporter.write_line(f"fuzz: {label} tried {count} examples")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import bisect
 import html
 import json
+import lzma
 import re
 import stat
 import zipfile
@@ -29,7 +30,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..errors import SourceError
-from ..posts import Post
+from ..posts import Post, json_loads
 
 # Caps for a zip (and for the files read from a folder): far above any real
 # archive, far below what would exhaust memory or disk.
@@ -46,6 +47,7 @@ NOTE_FILE = re.compile(r"note-tweets?(-part(\d+))?\.js", re.IGNORECASE)
 YTD_PREFIX = re.compile(r"\s*window\.YTD\.([A-Za-z0-9_]+)\.part(\d+)\s*=\s*")
 MANIFEST_PREFIX = re.compile(r"\s*window\.__THAR_CONFIG\s*=\s*")
 TCO_OR_URL = re.compile(r"https?://\S+")
+LINK_START = re.compile(r"https?://\S")
 ELLIPSES = ("\u2026", "...")
 MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
 X_DATE = re.compile(r"[A-Za-z]{3} ([A-Za-z]{3}) (\d{1,2}) (\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2})(\d{2}) (\d{4})")
@@ -165,7 +167,7 @@ class _Zip(_Container):
         except RuntimeError as e:  # encrypted
             raise SourceError(f"cannot read {self.display(name)} ({e}): give archive: the zip as X made it, not a re-zipped "
                               "or password-protected copy") from None
-        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, ValueError) as e:
+        except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, NotImplementedError, ValueError) as e:
             raise SourceError(f"{self.display(name)} is damaged ({e}): download the archive again from X") from None
         except OSError as e:
             raise SourceError(f"cannot read {self.display(name)}: {e.strerror or e}") from None
@@ -307,10 +309,13 @@ def _parse_json(box: _Container, name: str, text: str) -> Any:
     if text.endswith(";"):
         text = text[:-1]
     try:
-        return json.loads(text)
+        return json_loads(text)
     except json.JSONDecodeError as e:
         raise SourceError(f"{box.display(name)} is cut short or damaged (bad JSON at line {e.lineno}, column {e.colno}: "
                           f"{e.msg}): download the archive again from X") from None
+    except ValueError:  # a number of more than 4,300 digits
+        raise SourceError(f"{box.display(name)} holds a number too long to read, which X archives never have: "
+                          "download the archive again from X") from None
     except RecursionError:
         raise SourceError(f"{box.display(name)} is nested too deeply to be an X archive file: "
                           "download the archive again from X") from None
@@ -463,10 +468,25 @@ def _notes(box: _Container, manifest: dict[str, Any] | None) -> list[_Note]:
     return notes
 
 
+def _without_end_links(text: str) -> str:
+    r"""`text` without the links at its end, as `re.sub(r"(\s*https?://\S+)+\s*$", "", text)`
+    would cut them, in linear time: that pattern backtracks exponentially on "https://https://... x"."""
+    text = text.rstrip()
+    cut = len(text)
+    for word in reversed(list(re.finditer(r"\S+", text))):
+        link = LINK_START.search(text, word.start(), word.end())
+        if link is None:
+            break
+        if link.start() > word.start():  # "xhttps://t.co/a": the link starts inside the word
+            return text[:link.start()]
+        cut = word.start()
+    return text[:cut].rstrip()
+
+
 def _stub(text: str) -> tuple[str, bool] | None:
     """A long post's stub in tweets.js ends in an ellipsis or a t.co link (or both):
     its text without them and whether it had the ellipsis; None when it does not look cut."""
-    trimmed = re.sub(r"(\s*https?://\S+)+\s*$", "", text.rstrip())
+    trimmed = _without_end_links(text)
     linked, ellipsis = trimmed != text.rstrip(), False
     for e in ELLIPSES:
         if trimmed.endswith(e):
@@ -547,7 +567,12 @@ def _kind(t: dict[str, Any], text: str) -> str:
 
 
 def _sort_key(post: Post) -> tuple[str, int]:
-    return (post.created_at or "", int(post.id) if post.id.isdigit() else 0)
+    return (post.created_at or "", _numeric_id(post.id))
+
+
+def _numeric_id(post_id: str) -> int:
+    """X's ids grow with time; any other id (not ASCII digits, or too long for int()) sorts as 0."""
+    return int(post_id) if post_id.isascii() and post_id.isdigit() and len(post_id) <= 4000 else 0
 
 
 def read_archive(path: Path, handle: str) -> list[Post]:

@@ -15,15 +15,14 @@ XRPC errors are `{"error": name, "message": text}`.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
 
 import httpx
 
 from ..errors import SourceError
-from ..posts import Post
-from .http import ApiClient, with_base
+from ..posts import Post, json_loads
+from .http import ApiClient, one_line, with_base
 
 API = "https://public.api.bsky.app"
 PAGE = 100  # the lexicon's maximum
@@ -53,12 +52,12 @@ class XrpcClient(ApiClient):
 def xrpc_error(r: httpx.Response) -> tuple[str, str]:
     """(error, message) of an XRPC error body; empty strings when it has none."""
     try:
-        body = r.json()
-    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+        body = json_loads(r.content)
+    except (ValueError, RecursionError):
         return "", ""
     if not isinstance(body, dict):
         return "", ""
-    return str(body.get("error") or "")[:100], str(body.get("message") or "")[:200]
+    return one_line(body.get("error"), 100), one_line(body.get("message"))
 
 
 class BlueskySource:
@@ -242,13 +241,14 @@ def link_text(text: Any, facets: Any) -> str:
         return ""
     if not isinstance(facets, list):
         return text
-    data = text.encode("utf-8")
+    data = text.encode("utf-8", "surrogatepass")  # a lone surrogate comes back as U+FFFD
     links = []
     for facet in facets:
         if not isinstance(facet, dict) or not isinstance(facet.get("index"), dict):
             continue
         start, end = facet["index"].get("byteStart"), facet["index"].get("byteEnd")
-        uri = next((f.get("uri") for f in facet.get("features") or []
+        features = facet.get("features") if isinstance(facet.get("features"), list) else []
+        uri = next((f.get("uri") for f in features
                     if isinstance(f, dict) and f.get("$type") == LINK_FACET and isinstance(f.get("uri"), str)), None)
         if uri and isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(data):
             links.append((start, end, uri))

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SourceError
-from ..posts import KINDS, Post
+from ..posts import KINDS, Post, json_loads
 
 JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
 
@@ -41,9 +41,13 @@ def _read_text(path: Path, handle: str) -> list[Post]:
 def _read_csv(path: Path, handle: str) -> list[Post]:
     with open(path, encoding="utf-8-sig", newline="") as f:
         reader = csv.DictReader(f)
-        columns = reader.fieldnames or []
+        try:
+            columns = reader.fieldnames or []  # reads the first row
+        except csv.Error as e:
+            raise SourceError(f"{path} has a first row that is not valid CSV ({e}): check its quoting, "
+                              "or use a .txt file with one post a line") from None
         if "text" not in columns:
-            shown = ", ".join(columns[:10]) or "none"
+            shown = ", ".join(" ".join(c.split())[:40] for c in columns[:10]) or "none"
             raise SourceError(f"{path} has no `text` column (columns: {shown}): name the column that holds the posts `text`")
         posts = []
         try:
@@ -67,9 +71,15 @@ def _read_jsonl(path: Path, handle: str) -> list[Post]:
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
+                obj = json_loads(line)
             except json.JSONDecodeError as e:
                 raise SourceError(f"{path} line {n} is not JSON ({e.msg}): each line must be one JSON object") from None
+            except ValueError:
+                raise SourceError(f"{path} line {n} holds a number too long to read: "
+                                  "each line must be one post as a JSON object") from None
+            except RecursionError:
+                raise SourceError(f"{path} line {n} is nested too deeply to be a post: "
+                                  "each line must be one post as a JSON object") from None
             if not isinstance(obj, dict):
                 raise SourceError(f"{path} line {n} is not a JSON object: each line must be one post as an object")
             post = _post_from_json(obj, handle, n)
@@ -82,10 +92,12 @@ def _read_jsonl(path: Path, handle: str) -> list[Post]:
 def _post_from_json(obj: dict[str, Any], handle: str, n: int) -> Post | None:
     """Our own records, X-style and snscrape-style objects: the text field and
     whatever marks a repost, reply or quote."""
-    if obj.get("source") and obj.get("handle") and isinstance(obj.get("text"), str) and obj.get("kind") in KINDS:
-        post = Post.from_dict(obj)
-        post.handle = handle
-        return post
+    if obj.get("source") and obj.get("handle") and isinstance(obj.get("text"), str) and obj.get("kind") in KINDS \
+            and _is_id(obj.get("id")):
+        created, raw = obj.get("created_at"), obj.get("raw")
+        return Post(id=str(obj["id"]), text=obj["text"], handle=handle,
+                    source=obj["source"] if isinstance(obj["source"], str) else "file", kind=obj["kind"],
+                    created_at=created if isinstance(created, str) else None, raw=raw if isinstance(raw, dict) else {})
     text = next((obj[k] for k in ("text", "full_text", "rawContent", "content") if isinstance(obj.get(k), str)), None)
     if text is None:
         return None
@@ -97,6 +109,12 @@ def _post_from_json(obj: dict[str, Any], handle: str, n: int) -> Post | None:
     elif obj.get("inReplyToTweetId") or obj.get("in_reply_to_status_id_str") or obj.get("in_reply_to_status_id"):
         kind = "reply"
     created = obj.get("created_at") or obj.get("date")
-    return Post(id=str(obj.get("id_str") or obj.get("id") or n), text=text, handle=handle, source="file", kind=kind,
-                created_at=str(created) if created else None,
+    post_id = obj.get("id_str") or obj.get("id")
+    return Post(id=str(post_id) if _is_id(post_id) else str(n), text=text, handle=handle, source="file", kind=kind,
+                created_at=str(created) if isinstance(created, (str, int, float)) and created else None,
                 raw={k: v for k, v in obj.items() if k not in ("text", "full_text", "rawContent", "content")})
+
+
+def _is_id(value: Any) -> bool:
+    """An id as a string or a number (not a bool, not a list or an object)."""
+    return (isinstance(value, str) and value != "") or (isinstance(value, (int, float)) and not isinstance(value, bool))

@@ -9,7 +9,6 @@ are scrubbed from every message it raises, so a token never reaches a log.
 from __future__ import annotations
 
 import email.utils
-import json
 import sys
 import time
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from ..errors import SourceError
+from ..posts import json_loads
 
 USER_AGENT = "huggingtweets/0.1 (+https://github.com/borisdayma/huggingtweets)"
 RETRY_STATUSES = {429, 500, 502, 503, 504}
@@ -97,8 +97,8 @@ class ApiClient:
                     raise HttpError(self._status_message(r, errors or {}), r.status_code)
                 else:
                     try:
-                        return Response(r.status_code, r.headers, r.json())
-                    except (json.JSONDecodeError, UnicodeDecodeError):
+                        return Response(r.status_code, r.headers, json_loads(r.content))
+                    except (ValueError, RecursionError):  # bad JSON or UTF-8, a number too long, nesting too deep
                         problem = f"{self.service} sent a page that is not valid JSON"
             except httpx.TransportError as e:
                 problem = f"the connection to {self.service} failed ({type(e).__name__})"
@@ -117,10 +117,10 @@ class ApiClient:
             return self.scrub(errors[r.status_code])
         detail = ""
         try:
-            body = r.json()
+            body = json_loads(r.content)
             if isinstance(body, dict):
-                detail = str(body.get("detail") or body.get("message") or body.get("error") or body.get("title") or "")
-        except (json.JSONDecodeError, UnicodeDecodeError):
+                detail = one_line(body.get("detail") or body.get("message") or body.get("error") or body.get("title"))
+        except (ValueError, RecursionError):
             pass
         defaults = {401: "the credentials were refused: check the token",
                     403: "access is forbidden: the account may be private or suspended, or the token lacks access",
@@ -130,6 +130,14 @@ class ApiClient:
         if detail:
             message += f" ({detail[:200]})"
         return self.scrub(message)
+
+
+def one_line(value: Any, limit: int = 200) -> str:
+    """A server's own words (an error detail) fit for a one-line message: text only, whitespace
+    as single spaces, at most `limit` characters."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    return " ".join(value.split())[:limit] if isinstance(value, str) else ""
 
 
 def _server_wait(headers: httpx.Headers) -> float | None:

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from ..errors import SourceError
 from ..posts import Post
-from .http import ApiClient, Response, with_base
+from .http import ApiClient, Response, one_line, with_base
 
 PAGE = 40  # the most statuses a page holds
 BLOCKS = {"p", "div", "blockquote", "pre", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6"}
@@ -80,7 +80,8 @@ class MastodonSource:
         # The id comes from the server: quoted, so it stays one path segment whatever it holds.
         r = self._get(f"/api/v1/accounts/{quote(str(account['id']), safe='')}/statuses", {"limit": PAGE, **params})
         if not isinstance(r.data, list):
-            detail = f" ({str(r.data.get('error'))[:200]})" if isinstance(r.data, dict) and r.data.get("error") else ""
+            error = one_line(r.data.get("error")) if isinstance(r.data, dict) else ""
+            detail = f" ({error})" if error else ""
             raise SourceError(f"Mastodon server {self.instance} sent a page of the wrong shape "
                               f"(not a list of statuses){detail}: try again later")
         flags = {k: account[k] for k in ACCOUNT_FLAGS if k in account}
@@ -126,7 +127,10 @@ def next_link(link: str) -> tuple[bool, str | None]:
         m = re.match(r"\s*<([^>]*)>(.*)", part)
         rel = re.search(r';\s*rel\s*=\s*"?([^";]*)"?', m.group(2)) if m else None
         if m and rel and "next" in rel.group(1).split():
-            values = parse_qs(urlsplit(m.group(1)).query).get("max_id")
+            try:
+                values = parse_qs(urlsplit(m.group(1)).query).get("max_id")
+            except ValueError:  # not a URL ("http://[..."): the next page is there, its max_id is not
+                values = None
             return True, values[-1] if values else None
     return False, None
 
@@ -182,12 +186,15 @@ class _TextParser(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.out: list[str] = []
         self.stack: list[tuple[str, bool]] = []  # open tags, and whether each hides its text
+        self.hiding = 0  # how many tags in the stack hide their text
+        self.open: dict[str, int] = {}  # how many of each tag are in the stack
         self.link: dict[str, Any] | None = None  # the <a> being read
         self.breaks = 0  # line breaks owed before the next text
 
     @property
     def hidden(self) -> bool:
-        return any(h for _, h in self.stack)
+        # Counted, not searched: text inside thousands of open tags would be quadratic.
+        return self.hiding > 0
 
     def _emit(self, text: str) -> None:
         if self.link is not None:
@@ -221,7 +228,10 @@ class _TextParser(HTMLParser):
             self._break(2 if tag == "p" else 1)
         if tag == "a" and self.link is None and not self.hidden:
             self.link = {"href": a.get("href", ""), "classes": classes, "all": [], "shown": [], "depth": len(self.stack)}
-        self.stack.append((tag, bool(classes & HIDDEN) or tag in SKIPPED))
+        hides = bool(classes & HIDDEN) or tag in SKIPPED
+        self.stack.append((tag, hides))
+        self.hiding += hides
+        self.open[tag] = self.open.get(tag, 0) + 1
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.handle_starttag(tag, attrs)
@@ -232,12 +242,15 @@ class _TextParser(HTMLParser):
         if tag == "br":
             self._break(1, add=True)  # </br> counts as <br>, as browsers read it
             return
-        for i in range(len(self.stack) - 1, -1, -1):
-            if self.stack[i][0] == tag:
-                del self.stack[i:]
-                break
-        else:
+        if not self.open.get(tag):
             return  # a close tag that closes nothing
+        i = len(self.stack) - 1
+        while self.stack[i][0] != tag:
+            i -= 1
+        for closed, hides in self.stack[i:]:
+            self.hiding -= hides
+            self.open[closed] -= 1
+        del self.stack[i:]
         if self.link is not None and len(self.stack) <= self.link["depth"]:
             self._end_link()
         if tag in BLOCKS:

@@ -41,7 +41,9 @@ def stored_posts(folder: Path) -> list[Post]:
 
 def _newest_first_key(post: Post) -> tuple:
     # Dates where given (ISO 8601 sorts as text in UTC); numeric ids break ties (X's ids grow with time).
-    return (post.created_at or "", int(post.id) if post.id.isdigit() else 0, post.id)
+    # int() only on ASCII digits it can read: "²".isdigit() is True, and int() refuses over 4,300 digits.
+    numeric = post.id.isascii() and post.id.isdigit() and len(post.id) <= 4000
+    return (post.created_at or "", int(post.id) if numeric else 0, post.id)
 
 
 def fetch_resumable(source: NetworkSource, folder: Path, max_posts: int | None = None,

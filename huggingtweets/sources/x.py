@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import os
 from typing import Any, Callable, Iterator
+from urllib.parse import quote
 
 from ..errors import SourceError
 from ..posts import Post
-from .http import ApiClient, with_base
+from .http import ApiClient, one_line, with_base
 
 API = "https://api.x.com"
 PAGE = 100
@@ -53,12 +54,12 @@ class XSource:
                                 {"user.fields": "name,username,public_metrics,profile_image_url,protected"},
                                 errors=self._errors())
             data = r.data.get("data") if isinstance(r.data, dict) else None
-            if not isinstance(data, dict) or "id" not in data:
+            if not isinstance(data, dict) or not _is_id(data.get("id")):
                 detail = _problem(r.data) or "no such user"
                 raise SourceError(f"X has no account @{self.handle} ({detail}): check the handle")
             self._user = data
-            count = (data.get("public_metrics") or {}).get("tweet_count")
-            if isinstance(count, int):
+            count = _tweet_count(data)
+            if count is not None:
                 self.say(f"@{self.handle} has {count:,} posts; the X API reaches the newest {min(count, self.reach):,}")
         return self._user
 
@@ -69,25 +70,34 @@ class XSource:
                 404: f"X has no account @{self.handle} (404): check the handle"}
 
     def _page(self, params: dict[str, Any]) -> tuple[list[Post], str | None]:
-        r = self.client.get(f"/2/users/{self.user()['id']}/tweets",
+        # The id comes from the server: quoted, so it stays one path segment whatever it holds.
+        r = self.client.get(f"/2/users/{quote(str(self.user()['id']), safe='')}/tweets",
                             {"max_results": PAGE, "tweet.fields": TWEET_FIELDS,
                              "expansions": "referenced_tweets.id", **params}, errors=self._errors())
         body = r.data if isinstance(r.data, dict) else {}
         tweets = body.get("data") or []
         if not isinstance(tweets, list):
             raise SourceError("the X API sent a page of the wrong shape (no list of posts): try again later")
-        included = {t.get("id"): t for t in ((body.get("includes") or {}).get("tweets") or []) if isinstance(t, dict)}
-        posts = [_post(t, included, self.handle) for t in tweets if isinstance(t, dict) and t.get("id")]
-        return posts, (body.get("meta") or {}).get("next_token")
+        includes = body.get("includes") if isinstance(body.get("includes"), dict) else {}
+        originals = includes.get("tweets") if isinstance(includes.get("tweets"), list) else []
+        included = {str(t["id"]): t for t in originals if isinstance(t, dict) and _is_id(t.get("id"))}
+        posts = [_post(t, included, self.handle) for t in tweets if isinstance(t, dict) and _is_id(t.get("id"))]
+        meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
+        next_token = meta.get("next_token")
+        return posts, next_token if isinstance(next_token, str) and next_token else None
 
     def backfill(self, cursor: str | None) -> Iterator[tuple[list[Post], str | None]]:
         fetched = 0
         while True:
             posts, next_token = self._page({"pagination_token": cursor})
+            if next_token is not None and next_token == cursor:
+                # A server that hands back the token it was given would loop forever.
+                self.say(f"the X API sent the same page twice for @{self.handle}; stopping here")
+                next_token = None
             fetched += len(posts)
             if not posts and not next_token:
                 # Past the cap the API answers success with no data.
-                count = (self.user().get("public_metrics") or {}).get("tweet_count") or 0
+                count = _tweet_count(self.user()) or 0
                 if count > API_CAP:
                     self.say(f"The X API stops at the newest {API_CAP:,} posts; the older posts of @{self.handle} "
                              "are only in the account's archive (archive:PATH)")
@@ -99,23 +109,45 @@ class XSource:
     def newer(self, newest: Post, known: set[str]) -> Iterator[list[Post]]:
         cursor = None
         while True:
-            posts, cursor = self._page({"since_id": newest.id, "pagination_token": cursor})
+            posts, next_token = self._page({"since_id": newest.id, "pagination_token": cursor})
             yield posts
-            if not cursor:
+            if not next_token or next_token == cursor:
                 return
+            cursor = next_token
+
+
+def _is_id(value: Any) -> bool:
+    """X ids are strings of digits; a number is taken too, an empty string or a bool is not."""
+    return (isinstance(value, str) and value != "") or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def _tweet_count(user: dict[str, Any]) -> int | None:
+    metrics = user.get("public_metrics")
+    count = metrics.get("tweet_count") if isinstance(metrics, dict) else None
+    return count if isinstance(count, int) and not isinstance(count, bool) else None
+
+
+def _text(value: Any) -> str | None:
+    """The `text` of a post or note object, when it is one."""
+    text = value.get("text") if isinstance(value, dict) else None
+    return text if isinstance(text, str) else None
 
 
 def _post(t: dict[str, Any], included: dict[str, dict], handle: str) -> Post:
-    refs = {r.get("type"): r.get("id") for r in (t.get("referenced_tweets") or []) if isinstance(r, dict)}
-    text = str(t.get("text") or "")
-    note = t.get("note_tweet")
-    if isinstance(note, dict) and isinstance(note.get("text"), str):
-        text = note["text"]  # a long post's whole text
+    if not isinstance(t, dict) or not _is_id(t.get("id")):
+        raise SourceError("the X API sent a post of the wrong shape (no `id`): try again later")
+    references = t.get("referenced_tweets") if isinstance(t.get("referenced_tweets"), list) else []
+    refs = {r["type"]: r.get("id") for r in references if isinstance(r, dict) and isinstance(r.get("type"), str)}
+    text = _text(t) or ""
+    note = _text(t.get("note_tweet"))
+    if note is not None:
+        text = note  # a long post's whole text
     kind = "post"
     if "retweeted" in refs:
         kind = "repost"
-        original = included.get(refs["retweeted"]) or {}
-        full = (original.get("note_tweet") or {}).get("text") or original.get("text")
+        ref = refs["retweeted"]
+        original = included.get(str(ref)) if _is_id(ref) else None
+        full = (_text(original.get("note_tweet")) or _text(original)) if isinstance(original, dict) else None
         if isinstance(full, str) and text.startswith("RT @") and ": " in text:
             text = text.split(": ", 1)[0] + ": " + full
     elif "quoted" in refs:
@@ -123,8 +155,9 @@ def _post(t: dict[str, Any], included: dict[str, dict], handle: str) -> Post:
     elif "replied_to" in refs:
         kind = "reply"
     raw = {k: v for k, v in t.items() if k not in ("id", "text", "created_at", "note_tweet")}
+    created = t.get("created_at")
     return Post(id=str(t["id"]), text=text, handle=handle, source="x", kind=kind,
-                created_at=t.get("created_at"), raw=raw)
+                created_at=created if isinstance(created, str) else None, raw=raw)
 
 
 def _problem(body: Any) -> str:
@@ -132,6 +165,6 @@ def _problem(body: Any) -> str:
     if isinstance(body, dict):
         errors = body.get("errors")
         if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-            return str(errors[0].get("detail") or errors[0].get("title") or "")[:200]
-        return str(body.get("detail") or body.get("title") or "")[:200]
+            return one_line(errors[0].get("detail") or errors[0].get("title"))
+        return one_line(body.get("detail") or body.get("title"))
     return ""

@@ -1,0 +1,682 @@
+"""Fuzzing every parser that reads outside data.
+
+The rule: a parser may raise nothing but `SourceError` (a one-line message that
+says what happened and what to do), and what it returns must survive the next
+steps (sorting by date and id, writing posts.jsonl as UTF-8, filtering). Network
+sources are fed through the real HTTP server on 127.0.0.1 (tests/loopback.py):
+one server per test, its reply changed per example.
+
+Examples are derandomized, so CI always tries the same ones; each test counts
+what it tried into `fuzz_tried`, printed at the end of the session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import signal
+import zipfile
+from pathlib import Path
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from huggingtweets import Post, clean_text, filter_posts, is_short, read_posts, write_posts
+from huggingtweets.errors import SourceError
+from huggingtweets.posts import json_loads
+from huggingtweets.sources import archive, http, network
+from huggingtweets.sources.archive import account_name, read_archive
+from huggingtweets.sources.bluesky import BlueskySource, feed_item_post, link_text
+from huggingtweets.sources.file import read_file
+from huggingtweets.sources.mastodon import MastodonSource, html_to_text, next_link, status_post
+from huggingtweets.sources.x import XSource, _post
+from loopback import Reply
+
+
+def fuzz(max_examples: int):
+    return settings(max_examples=max_examples, deadline=None, derandomize=True, database=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                           HealthCheck.data_too_large, HealthCheck.large_base_example])
+
+
+def tried(counts: dict[str, int], label: str) -> None:
+    counts[label] = counts.get(label, 0) + 1
+
+
+class TooSlow(BaseException):
+    """Not an Exception, so no parser's `except Exception` can swallow it."""
+
+
+@contextlib.contextmanager
+def within(seconds: float):
+    """Fail, rather than hang, when a parser takes too long (a regex that backtracks, a quadratic loop)."""
+    def alarm(*_):
+        raise TooSlow(f"took more than {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def check_message(e: SourceError) -> None:
+    message = str(e)
+    assert message.strip(), "a SourceError must say something"
+    assert "\n" not in message and "\r" not in message, f"not one line: {message!r}"
+
+
+def check_posts(posts, folder: Path) -> None:
+    """What a parser returns must be Posts that the rest of the pipeline can take."""
+    assert isinstance(posts, list)
+    for p in posts:
+        assert isinstance(p, Post)
+        assert isinstance(p.id, str) and isinstance(p.text, str) and isinstance(p.handle, str)
+        assert p.created_at is None or isinstance(p.created_at, str)
+        assert isinstance(p.raw, dict)
+    sorted(posts, key=network._newest_first_key)  # how the fetch driver orders them
+    sorted(posts, key=archive._sort_key)
+    path = folder / "fuzz-posts.jsonl"
+    assert write_posts(path, posts) == len(posts)  # as UTF-8: no lone surrogates anywhere
+    assert len(read_posts(path)) == len(posts)
+    stats = filter_posts(posts).stats
+    assert stats.tweets_downloaded == len(posts)
+
+
+# --- JSON of any shape ------------------------------------------------------------------------------------------
+
+KEYS = st.sampled_from([
+    # X API and X archive
+    "id", "id_str", "text", "full_text", "created_at", "referenced_tweets", "type", "note_tweet", "data",
+    "includes", "tweets", "meta", "next_token", "public_metrics", "tweet_count", "tweet", "noteTweet", "core",
+    "result", "createdAt", "noteTweetId", "account", "username", "dataTypes", "files", "fileName",
+    "in_reply_to_status_id_str", "quoted_status_id_str", "errors", "detail", "title",
+    # Bluesky
+    "feed", "cursor", "post", "uri", "record", "facets", "index", "byteStart", "byteEnd", "features", "$type",
+    "author", "handle", "labels", "val", "neg", "exp", "src", "reason", "indexedAt", "reply", "embed", "did",
+    "postsCount", "error", "message",
+    # Mastodon
+    "content", "reblog", "acct", "in_reply_to_id", "quote", "suspended", "moved", "statuses_count",
+]) | st.text(max_size=8)
+
+STRINGS = st.text(max_size=20) | st.sampled_from([
+    "", "1", "0", "\u00b2", "\u0663", "9" * 5000, "RT @a: b c d", "retweeted", "quoted", "replied_to",
+    "2024-01-01T00:00:00Z", "Wed Oct 10 20:19:24 +0000 2018", "Wed Oct 10 20:19:24 +9999 0000", "9999-12-31T23:59:59-23:59",
+    "app.bsky.feed.defs#reasonRepost", "app.bsky.richtext.facet#link", "app.bsky.embed.record#view",
+    "!no-unauthenticated", "https://example.com/a/long/path", "example.com/a/lo...", "\ud83d", "a\udc00b",
+    "<p>hi <a href='https://x.y/z' class='mention'>@<span>bob</span></a></p>", "&#x110000;&#99999999;&amp;&",
+    "data/tweets.js", "data/../../etc/passwd", "tweets.js", "https://" * 40 + " x\u2026",
+])
+SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | STRINGS
+JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(KEYS, inner, max_size=5),
+                    max_leaves=25)
+
+
+@st.composite
+def mutated(draw, template):
+    """A realistic document with fields dropped, added, or replaced by JSON of any type."""
+    def walk(node):
+        if draw(st.integers(0, 15)) == 0:
+            return draw(JSON)
+        if isinstance(node, dict):
+            out = {}
+            for key, value in node.items():
+                if draw(st.integers(0, 12)) != 0:  # else the field is dropped
+                    out[key] = walk(value)
+            if draw(st.integers(0, 8)) == 0:
+                out[draw(KEYS)] = draw(JSON)
+            return out
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(template)
+
+
+DEEP = 100_000
+NASTY = [
+    b"", b"{", b"[", b"nul", b"null", b"NaN", b"-Infinity", b"1e999999", b"\xff\xfe{}", b"\xed\xa0\x80",
+    b"[" * DEEP + b"]" * DEEP, b'{"a":' * DEEP, b"[" + b"1" * 5000 + b"]", b'"\\ud800"', b'"\xed\xa0\x80"',
+    b"[" * 900 + b"]" * 900, b'{"feed": ' + b"[" * 900 + b"]" * 900 + b"}",
+]
+
+
+def as_received(value):
+    """A value as a source gets it: through JSON, as the HTTP layer decodes it."""
+    return json_loads(json.dumps(value))
+
+
+def body_of(value) -> bytes:
+    return value if isinstance(value, bytes) else json.dumps(value).encode()
+
+
+def bodies(template):
+    """A page as a server could send it: the right shape with wrong fields, any JSON, or broken bytes."""
+    return (mutated(template) | JSON | st.sampled_from(NASTY) | st.binary(max_size=100)).map(body_of)
+
+
+# --- 1. cleaning ------------------------------------------------------------------------------------------------
+
+ENTITY_SOUP = st.lists(st.sampled_from([
+    "&#x110000;", "&#99999999;", "&amp;", "&", "&#", "&#x;", "&#0;", "&#xD800;", "&#xdfff;", "&nbsp;", "&NotAnEntity;",
+    "&#10;", "&#x85;", "&#x3000;", "&#12288;", "&amp", "&ampx", "\u2028", "\u3000", "\x1c", "\x85", "\u200b", " ", "\n",
+    "https://t.co/x", "http://", "@a", "#b", "word", "RT @x:", "\ud800",
+]), max_size=40).map("".join)
+ANY_TEXT = st.text(alphabet=st.characters(blacklist_categories=()), max_size=200)  # surrogates included
+
+
+def check_clean(text: str) -> None:
+    out = clean_text(text)
+    assert isinstance(out, str)
+    assert out == out.strip()
+    assert not any(a.isspace() and b.isspace() for a, b in zip(out, out[1:])), f"whitespace run in {out!r}"
+    assert not any(w.startswith(("http://", "https://")) for w in out.split())
+    assert is_short(out) in (True, False)
+    result = filter_posts([Post(id="1", text=text, handle="h", source="file")])
+    s = result.stats
+    assert s.tweets_downloaded == 1 == s.retweets + s.short_tweets + s.tweets_kept
+
+
+@fuzz(500)
+@given(ANY_TEXT | ENTITY_SOUP | st.tuples(ANY_TEXT, ENTITY_SOUP).map("".join))
+def test_clean_any_text(fuzz_tried, text):
+    tried(fuzz_tried, "clean_text/is_short (any unicode, entity soup)")
+    check_clean(text)
+
+
+@fuzz(15)
+@given(st.sampled_from(["a &amp; b ", "&#x110000;&#99999999;&amp;& ", "https://t.co/x ", "\u3000\n \t", "😀", "&"]),
+       st.integers(10_000, 200_000))
+def test_clean_huge_text(fuzz_tried, piece, times):
+    tried(fuzz_tried, "clean_text/is_short (huge strings)")
+    with within(20):
+        check_clean(piece * times)
+
+
+# --- 2. the X archive -------------------------------------------------------------------------------------------
+
+def tweet(i, text, **extra):
+    return {"tweet": {"id_str": str(i), "id": str(i), "full_text": text, "created_at": "Wed Oct 10 20:19:24 +0000 2018",
+                      "retweeted": False, **extra}}
+
+
+LONG = "A long post that goes on and on, past the limit, so that its whole text is only in the note file. " * 4
+TWEETS = [tweet(1, "a first post with some words in it"), tweet(2, "RT @other: their words"),
+          tweet(3, "@friend a reply to a friend", in_reply_to_status_id_str="9"),
+          tweet(4, LONG[:200] + "\u2026 https://t.co/abc"), tweet(5, "a quote of a post", quoted_status_id_str="8")]
+NOTES = [{"noteTweet": {"noteTweetId": "77", "createdAt": "2018-10-10T20:19:24.000Z", "core": {"text": LONG}}}]
+ACCOUNT = [{"account": {"username": "alice_x", "accountId": "1"}}]
+MANIFEST = {"userInfo": {"userName": "alice_x"}, "dataTypes": {
+    "tweets": {"files": [{"fileName": "data/tweets.js", "globalName": "YTD.tweets.part0", "count": "5"}]},
+    "noteTweet": {"files": [{"fileName": "data/note-tweet.js", "globalName": "YTD.note_tweet.part0", "count": "1"}]}}}
+
+
+def ytd(name: str, data) -> str:
+    return f"window.YTD.{name}.part0 = " + (data if isinstance(data, str) else json.dumps(data))
+
+
+def archive_zip(files: dict[str, bytes | str], compression=zipfile.ZIP_DEFLATED) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression) as z:
+        for name, content in files.items():
+            z.writestr(name, content)
+    return buffer.getvalue()
+
+
+VALID_FILES = {"data/tweets.js": ytd("tweets", TWEETS), "data/note-tweet.js": ytd("note_tweet", NOTES),
+               "data/account.js": ytd("account", ACCOUNT), "data/manifest.js": "window.__THAR_CONFIG = " + json.dumps(MANIFEST)}
+VALID_ZIPS = [archive_zip(VALID_FILES, c) for c in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2,
+                                                     zipfile.ZIP_LZMA)]
+
+
+def read_both(path: Path, folder: Path) -> None:
+    """read_archive raises only SourceError; account_name never raises."""
+    name = account_name(path)
+    assert isinstance(name, str)
+    try:
+        posts = read_archive(path, handle="me")
+    except SourceError as e:
+        check_message(e)
+    else:
+        check_posts(posts, folder)
+
+
+@st.composite
+def damaged(draw, data: bytes):
+    """Bytes with a few edits: bytes changed, a piece cut out or repeated, the end cut off."""
+    data = bytearray(data)
+    for _ in range(draw(st.integers(1, 6))):
+        how = draw(st.sampled_from(["set", "set", "cut", "truncate", "insert"]))
+        at = draw(st.integers(0, max(len(data) - 1, 0)))
+        if how == "set" and data:
+            data[at] = draw(st.integers(0, 255))
+        elif how == "cut":
+            del data[at:at + draw(st.integers(1, 64))]
+        elif how == "truncate":
+            del data[at:]
+        else:
+            data[at:at] = draw(st.binary(min_size=1, max_size=16))
+    return bytes(data)
+
+
+ZIP_BYTES = (st.binary(max_size=600) | st.binary(max_size=600).map(lambda b: b"PK\x03\x04" + b)
+             | st.binary(max_size=100).map(lambda b: b"PK\x05\x06" + b)
+             | st.sampled_from(VALID_ZIPS).flatmap(damaged))
+
+
+@fuzz(400)
+@given(ZIP_BYTES)
+def test_archive_random_zips(tmp_path, fuzz_tried, data):
+    tried(fuzz_tried, "archive reader (random and damaged zip bytes)")
+    path = tmp_path / "archive.zip"
+    path.write_bytes(data)
+    read_both(path, tmp_path)
+
+
+TWEETS_JS = ytd("tweets", TWEETS)
+JS_TEXT = (st.binary(max_size=300)
+           | st.binary(max_size=300).map(lambda b: b"window.YTD.tweets.part0 = " + b)
+           | st.integers(0, len(TWEETS_JS)).map(lambda n: TWEETS_JS[:n].encode())  # cut short anywhere
+           | st.sampled_from(NASTY).map(lambda b: b"window.YTD.tweets.part0 = " + b)
+           | st.text(max_size=300).map(lambda t: ("window.YTD.tweets.part0 = " + t).encode()))
+
+
+@fuzz(400)
+@given(JS_TEXT)
+def test_archive_random_tweets_js(tmp_path, fuzz_tried, data):
+    tried(fuzz_tried, "archive reader (random and truncated tweets.js)")
+    path = tmp_path / "tweets.js"
+    path.write_bytes(data)
+    read_both(path, tmp_path)
+
+
+@fuzz(400)
+@given(JSON | mutated(TWEETS), JSON | mutated(NOTES) | st.none(), st.sampled_from(["tweets", "tweet", "account", "x"]))
+def test_archive_json_of_any_shape(tmp_path, fuzz_tried, tweets, notes, data_type):
+    tried(fuzz_tried, "archive reader (JSON of any shape after window.YTD...)")
+    path = tmp_path / "tweets.js"
+    path.write_text(ytd(data_type, tweets), encoding="utf-8")
+    note_path = tmp_path / "note-tweet.js"
+    if notes is None:
+        note_path.unlink(missing_ok=True)
+    else:
+        note_path.write_text(ytd("note_tweet", notes), encoding="utf-8")
+    read_both(path, tmp_path)
+
+
+MEMBER_NAMES = st.sampled_from([
+    "data/tweets.js", "data/tweet.js", "data/tweets-part1.js", "data/tweets-part2.js", "data/note-tweet.js",
+    "data/account.js", "data/manifest.js", "tweets.js", "account.js", "manifest.js", "x/data/tweets.js",
+    "y/data/tweets.js", "data/", "../data/tweets.js", "/etc/tweets.js", "C:/data/tweets.js", "data\\tweets.js",
+    "data/TWEETS.JS", "data/deleted-tweets.js", "data/tweets.js/x",
+]) | st.text(min_size=1, max_size=20)
+MEMBER_CONTENT = (
+    st.binary(max_size=200)
+    | mutated(TWEETS).map(lambda v: ytd("tweets", v))
+    | mutated(NOTES).map(lambda v: ytd("note_tweet", v))
+    | mutated(ACCOUNT).map(lambda v: ytd("account", v))
+    | (mutated(MANIFEST) | JSON).map(lambda v: "window.__THAR_CONFIG = " + json.dumps(v))
+    | JSON.map(lambda v: ytd("tweets", v))
+)
+
+
+@pytest.mark.filterwarnings("ignore:Duplicate name")
+@fuzz(300)
+@given(st.lists(st.tuples(MEMBER_NAMES, MEMBER_CONTENT), max_size=6),
+       st.sampled_from([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA]))
+def test_archive_zips_of_random_members(tmp_path, fuzz_tried, members, compression):
+    tried(fuzz_tried, "archive reader (zips of random members)")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression) as z:
+        for name, content in members:
+            with contextlib.suppress(ValueError):  # names zipfile itself will not write
+                z.writestr(name, content)
+    path = tmp_path / "archive.zip"
+    path.write_bytes(buffer.getvalue())
+    read_both(path, tmp_path)
+
+
+HUGE = ["x" * 2_000_000, "https://" * 60 + " x\u2026", "https://" * 60 + "&am", "@a" * 50_000 + " b\u2026",
+        ("word " * 400_000) + "\u2026"]
+
+
+@fuzz(20)
+@given(st.sampled_from(HUGE), st.sampled_from(["full_text", "id_str", "created_at", "text"]), st.booleans())
+def test_archive_huge_fields(tmp_path, fuzz_tried, value, field, with_notes):
+    tried(fuzz_tried, "archive reader (huge fields)")
+    entries = [tweet(1, "an ordinary post of a few words")]
+    entries[0]["tweet"][field] = value
+    notes = [{"noteTweet": {"noteTweetId": "1", "createdAt": "2018-10-10T20:19:24.000Z",
+                            "core": {"text": value + " and more"}}}]
+    files = {"data/tweets.js": ytd("tweets", entries)}
+    if with_notes:
+        files["data/note-tweet.js"] = ytd("note_tweet", notes)
+    path = tmp_path / "huge.zip"
+    path.write_bytes(archive_zip(files))
+    with within(20):
+        read_both(path, tmp_path)
+
+
+@fuzz(300)
+@given(st.lists(st.sampled_from(["http://", "https://", "http:/", "a", "x", " ", "\n", "\u3000", "\u2026", "&am"]),
+                max_size=14).map("".join))
+def test_archive_end_links_cut_as_the_old_regex_did(fuzz_tried, text):
+    tried(fuzz_tried, "archive stub links (same cut as the old regex)")
+    with within(2):  # short texts: the old pattern's backtracking stays bounded
+        assert archive._without_end_links(text) == re.sub(r"(\s*https?://\S+)+\s*$", "", text.rstrip())
+
+
+def test_a_stub_of_many_links_does_not_backtrack_for_ever():
+    with within(2):
+        assert archive._stub("https://" * 200 + " x") is None
+        assert archive._stub("words " + "https://" * 200 + "a") == ("words", False)
+        assert archive._stub("cut short\u2026 https://t.co/a https://t.co/b") == ("cut short", True)
+        assert archive._stub("xhttps://t.co/a") == ("x", False)
+
+
+# --- 3. Mastodon HTML -------------------------------------------------------------------------------------------
+
+HTML = st.lists(st.sampled_from([
+    "<p>", "</p>", "<br>", "<br/>", "</br>", "<a href=\"https://example.com/x\" class=\"mention\">", "</a>",
+    "<a href='https://e.com/long/path'>", "<a>", "<span class=\"invisible\">", "<span class=\"ellipsis\">", "</span>",
+    "<span class=\"quote-inline\">", "<script>", "</script>", "<style>", "<!--", "-->", "<![CDATA[", "]]>",
+    "<!DOCTYPE html>", "<?xml?>", "<img alt=\":emoji:\">", "<img>", "<li>", "<ul>", "</ul>", "<", ">", "</", "=", "\"",
+    "'", "&amp;", "&#x110000;", "&#99999999;", "&", "&#", "text", " ", "\n", "\x00", "\ud800", "<a href=\"",
+    "<p class", "<b", "<a/>", "</p >", "<P>", "https://x.y",
+]) | st.text(max_size=5), max_size=60).map("".join) | st.text(alphabet=st.characters(blacklist_categories=()))
+
+
+@fuzz(500)
+@given(HTML)
+def test_html_to_text_any_string(fuzz_tried, html):
+    tried(fuzz_tried, "Mastodon html_to_text")
+    assert isinstance(html_to_text(html), str)
+
+
+@fuzz(300)
+@given(st.lists(st.sampled_from(["<", ">", ",", ";", "rel=next", 'rel="next"', "rel=prev", "max_id=", "?", "&", "=",
+                                 "http://[", "http://h/?max_id=1", "[::1]", "]", "%", "%zz", " ", "\""])
+                | st.text(max_size=5), max_size=30).map("".join))
+def test_mastodon_link_headers(fuzz_tried, link):
+    tried(fuzz_tried, "Mastodon Link header (next_link)")
+    has_next, max_id = next_link(link)
+    assert has_next in (True, False) and (max_id is None or isinstance(max_id, str))
+
+
+def test_deeply_nested_html_is_not_quadratic():
+    with within(5):
+        assert html_to_text("<b>a" * 40_000).startswith("aaa")
+        assert html_to_text("<span class='invisible'>" * 20_000 + "hidden" + "</i>" * 20_000) == ""
+
+
+# --- 4. the APIs' JSON pages ------------------------------------------------------------------------------------
+
+def serve(server, pattern: str, reply: Reply) -> None:
+    """Route `pattern` on this test's server to `reply`; later calls change the reply."""
+    holders = server.__dict__.setdefault("fuzz_replies", {})
+    if pattern not in holders:
+        holders[pattern] = [reply]
+        server.route(pattern, lambda req, m, box=holders[pattern]: box[0])
+    holders[pattern][0] = reply
+
+
+def drain(source, folder: Path, pages: int = 3) -> None:
+    """A few pages of backfill(): only SourceError may come out; the posts must be usable."""
+    posts = []
+    try:
+        for n, (page, cursor) in enumerate(source.backfill(None), 1):
+            assert cursor is None or isinstance(cursor, str)
+            posts.extend(page)
+            if n >= pages:
+                break
+    except SourceError as e:
+        check_message(e)
+    check_posts(posts, folder)
+
+
+# One transport for every source in this file (each client would load the CA bundle: 20 ms an example);
+# so the clients are never closed, which would close it.
+TRANSPORT = httpx.HTTPTransport()
+QUIET = {"retries": 0, "sleep": lambda s: None, "say": lambda m: None, "transport": TRANSPORT}
+STATUSES = st.sampled_from([200, 200, 200, 400, 401, 403, 404, 410, 422, 429, 500, 503])
+HEADER_TEXT = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=40)
+
+
+RETRY_WORDS = st.sampled_from(["Wed,", " ", "21", "Oct", "2015", "07:28:00", "GMT", "+9999", "-0000", "99999", "0",
+                               "nan", "inf", "-1", "1e400", "Feb", "30", "24:61:61", "+2400", "UT"]) | HEADER_TEXT
+
+
+@fuzz(300)
+@given(st.lists(RETRY_WORDS, max_size=8).map("".join), st.lists(RETRY_WORDS, max_size=3).map("".join),
+       st.sampled_from(["0", "1", ""]))
+def test_retry_after_headers(fuzz_tried, retry_after, reset, remaining):
+    tried(fuzz_tried, "HTTP Retry-After / x-rate-limit-reset headers")
+    headers = httpx.Headers({"retry-after": retry_after, "x-rate-limit-reset": reset, "x-rate-limit-remaining": remaining})
+    wait = http._server_wait(headers)
+    assert wait is None or (isinstance(wait, float) and wait >= 0)
+
+
+def x_tweet(i, **extra):
+    return {"id": str(1000 + i), "text": f"post {i} about the weather today", "created_at": "2024-01-01T00:00:00.000Z",
+            "lang": "en", **extra}
+
+
+X_USER = {"data": {"id": "2244994945", "name": "jack", "username": "jack", "public_metrics": {"tweet_count": 5000}}}
+X_PAGE = {"data": [x_tweet(1), x_tweet(2, referenced_tweets=[{"type": "retweeted", "id": "9"}], text="RT @o: cut…"),
+                   x_tweet(3, referenced_tweets=[{"type": "quoted", "id": "8"}]),
+                   x_tweet(4, referenced_tweets=[{"type": "replied_to", "id": "7"}]),
+                   x_tweet(5, note_tweet={"text": "a long note " * 30})],
+          "includes": {"tweets": [{"id": "9", "text": "the original, whole", "note_tweet": {"text": "whole note"}}]},
+          "meta": {"result_count": 5, "next_token": "tok-1"}}
+
+
+def x_source(server):
+    return XSource("jack", token="t0ken", api_base=server.url, **QUIET)
+
+
+@fuzz(400)
+@given(bodies(X_PAGE), STATUSES)
+def test_x_pages(loopback, tmp_path, fuzz_tried, body, status):
+    tried(fuzz_tried, "X API pages (XSource.backfill via 127.0.0.1)")
+    serve(loopback, r"/2/users/by/username/\w+", Reply(200, X_USER))
+    serve(loopback, r"/2/users/[^/]+/tweets", Reply(status, body))
+    drain(x_source(loopback), tmp_path)
+
+
+@fuzz(200)
+@given(bodies(X_USER), STATUSES, HEADER_TEXT)
+def test_x_user_lookup(loopback, tmp_path, fuzz_tried, body, status, retry_after):
+    tried(fuzz_tried, "X API user lookup (via 127.0.0.1)")
+    serve(loopback, r"/2/users/by/username/\w+", Reply(status, body, headers={"Retry-After": retry_after}))
+    serve(loopback, r"/2/users/[^/]+/tweets", Reply(200, {"meta": {"result_count": 0}}))
+    drain(x_source(loopback), tmp_path)
+
+
+@fuzz(500)
+@given(JSON | mutated(X_PAGE["data"][1]) | mutated(X_PAGE["data"][4]), JSON | mutated({"9": X_PAGE["includes"]["tweets"][0]}))
+def test_x_post_parser(tmp_path, fuzz_tried, t, included):
+    tried(fuzz_tried, "X _post (one post dict)")
+    try:
+        posts = [_post(as_received(t), as_received(included) if isinstance(included, dict) else {}, "jack")]
+    except SourceError as e:
+        check_message(e)
+        posts = []
+    check_posts(posts, tmp_path)
+
+
+def bsky_actor(name, did):
+    return {"did": did, "handle": name, "displayName": "A", "labels": [], "createdAt": "2023-04-12T10:00:00.000Z"}
+
+
+ALICE = bsky_actor("alice.bsky.social", "did:plc:alicealicealicealicealic")
+BOB = bsky_actor("bob.bsky.social", "did:plc:bobbobbobbobbobbobbobbobb")
+
+
+def bsky_post(author, n, text, **record):
+    return {"uri": f"at://{author['did']}/app.bsky.feed.post/{n}", "cid": "bafy", "author": author,
+            "record": {"$type": "app.bsky.feed.post", "text": text, "createdAt": "2025-06-01T12:00:00.000Z", **record},
+            "indexedAt": "2025-06-01T12:00:00.000Z", "labels": []}
+
+
+BSKY_PROFILE = {**ALICE, "postsCount": 3, "labels": [{"src": "did:plc:x", "val": "spam", "neg": False,
+                                                       "exp": "2999-01-01T00:00:00Z"}]}
+BSKY_PAGE = {"cursor": "c1", "feed": [
+    {"post": bsky_post(ALICE, 1, "see example.com/a/lo... now", facets=[
+        {"index": {"byteStart": 4, "byteEnd": 21},
+         "features": [{"$type": "app.bsky.richtext.facet#link", "uri": "https://example.com/a/long/path"}]}])},
+    {"post": bsky_post(BOB, 2, "bob's words"), "reason": {"$type": "app.bsky.feed.defs#reasonRepost", "by": ALICE,
+                                                           "uri": "at://x/app.bsky.feed.repost/1",
+                                                           "indexedAt": "2025-06-01T12:00:00.000Z"}},
+    {"post": bsky_post(ALICE, 3, "a reply", reply={"root": {}, "parent": {}})},
+    {"post": {**bsky_post(ALICE, 4, "a quote"), "embed": {"$type": "app.bsky.embed.record#view"}}},
+]}
+
+
+@fuzz(400)
+@given(bodies(BSKY_PAGE), STATUSES)
+def test_bluesky_pages(loopback, tmp_path, fuzz_tried, body, status):
+    tried(fuzz_tried, "Bluesky feed pages (BlueskySource.backfill via 127.0.0.1)")
+    serve(loopback, r"/xrpc/app\.bsky\.actor\.getProfile", Reply(200, BSKY_PROFILE))
+    serve(loopback, r"/xrpc/app\.bsky\.feed\.getAuthorFeed", Reply(status, body))
+    drain(BlueskySource("alice.bsky.social", api_base=loopback.url, **QUIET), tmp_path)
+
+
+@fuzz(200)
+@given(bodies(BSKY_PROFILE), STATUSES)
+def test_bluesky_profile(loopback, tmp_path, fuzz_tried, body, status):
+    tried(fuzz_tried, "Bluesky profile (via 127.0.0.1)")
+    serve(loopback, r"/xrpc/app\.bsky\.actor\.getProfile", Reply(status, body))
+    serve(loopback, r"/xrpc/app\.bsky\.feed\.getAuthorFeed", Reply(200, BSKY_PAGE))
+    drain(BlueskySource("alice.bsky.social", api_base=loopback.url, **QUIET), tmp_path)
+
+
+@fuzz(500)
+@given(JSON | st.sampled_from(BSKY_PAGE["feed"]).flatmap(mutated))
+def test_bluesky_feed_item_parser(tmp_path, fuzz_tried, item):
+    tried(fuzz_tried, "Bluesky feed_item_post (one feed item)")
+    try:
+        posts = [feed_item_post(as_received(item), "alice.bsky.social")]
+    except SourceError as e:
+        check_message(e)
+        posts = []
+    check_posts(posts, tmp_path)
+
+
+@fuzz(300)
+@given(ANY_TEXT | JSON, JSON | mutated(BSKY_PAGE["feed"][0]["post"]["record"]["facets"]))
+def test_bluesky_link_text(fuzz_tried, text, facets):
+    tried(fuzz_tried, "Bluesky link_text (text and facets)")
+    assert isinstance(link_text(text, facets), str)
+
+
+M_ACCOUNT = {"id": "109302851733542108", "username": "alice", "acct": "alice", "url": "https://m.example/@alice",
+             "statuses_count": 3, "noindex": False, "discoverable": True, "bot": False, "locked": False}
+M_BOB = {**M_ACCOUNT, "id": "1", "username": "bob", "acct": "bob@other.example"}
+
+
+def m_status(i, content, **extra):
+    return {"id": str(114000000000000000 + i), "created_at": "2025-06-01T12:00:00.000Z", "in_reply_to_id": None,
+            "content": content, "reblog": None, "account": M_ACCOUNT, "quote": None, **extra}
+
+
+M_PAGE = [m_status(1, '<p>hello <a href="https://example.com/a/long/path"><span class="invisible">https://</span>'
+                      '<span class="ellipsis">example.com/a</span><span class="invisible">/long/path</span></a></p>'),
+          m_status(2, "", reblog=m_status(9, "<p>bob says &amp; shares</p>", account=M_BOB)),
+          m_status(3, "<p>a reply</p>", in_reply_to_id="5"),
+          m_status(4, "<p>a quote</p>", quote={"state": "accepted"})]
+M_LINKS = st.none() | HEADER_TEXT | st.sampled_from([
+    '<http://h/api/v1/accounts/1/statuses?max_id=5>; rel="next"', '<http://[bad/?max_id=5>; rel="next"',
+    '<http://h/?max_id=>; rel="next", <http://h/?min_id=9>; rel="prev"', 'rel="next"'])
+
+
+@fuzz(400)
+@given(bodies(M_PAGE), STATUSES, M_LINKS)
+def test_mastodon_pages(loopback, tmp_path, fuzz_tried, body, status, link):
+    tried(fuzz_tried, "Mastodon status pages (MastodonSource.backfill via 127.0.0.1)")
+    serve(loopback, r"/api/v1/accounts/lookup", Reply(200, M_ACCOUNT))
+    serve(loopback, r"/api/v1/accounts/[^/]+/statuses", Reply(status, body, headers={"Link": link} if link else {}))
+    drain(MastodonSource("alice@m.example", api_base=loopback.url, **QUIET), tmp_path)
+
+
+@fuzz(200)
+@given(bodies(M_ACCOUNT), STATUSES)
+def test_mastodon_account_lookup(loopback, tmp_path, fuzz_tried, body, status):
+    tried(fuzz_tried, "Mastodon account lookup (via 127.0.0.1)")
+    serve(loopback, r"/api/v1/accounts/lookup", Reply(status, body))
+    serve(loopback, r"/api/v1/accounts/[^/]+/statuses", Reply(200, M_PAGE))
+    drain(MastodonSource("alice@m.example", api_base=loopback.url, **QUIET), tmp_path)
+
+
+@fuzz(500)
+@given(JSON | st.sampled_from(M_PAGE).flatmap(mutated), st.none() | JSON)
+def test_mastodon_status_parser(tmp_path, fuzz_tried, status, flags):
+    tried(fuzz_tried, "Mastodon status_post (one status)")
+    try:
+        posts = [status_post(as_received(status), "alice@m.example", as_received(flags) if isinstance(flags, dict) else None)]
+    except SourceError as e:
+        check_message(e)
+        posts = []
+    check_posts(posts, tmp_path)
+
+
+# --- 5. files of posts ------------------------------------------------------------------------------------------
+
+SUFFIXES = st.sampled_from([".jsonl", ".ndjson", ".json", ".csv", ".txt", ""])
+
+
+def read_posts_file(folder: Path, suffix: str, data: bytes) -> None:
+    path = folder / f"posts{suffix}"
+    path.write_bytes(data)
+    try:
+        posts = read_file(path, handle="me")
+    except SourceError as e:
+        check_message(e)
+    else:
+        check_posts(posts, folder)
+
+
+@fuzz(300)
+@given(SUFFIXES, st.binary(max_size=400) | ANY_TEXT.map(lambda t: t.encode("utf-8", "surrogatepass"))
+       | st.text(max_size=300).map(str.encode) | st.sampled_from(NASTY))
+def test_files_random_bytes_and_text(tmp_path, fuzz_tried, suffix, data):
+    tried(fuzz_tried, "file reader (random bytes and text, any suffix)")
+    read_posts_file(tmp_path, suffix, data)
+
+
+CSV_TEXT = st.tuples(
+    st.sampled_from(["text\n", "id,text,kind,created_at\n", "\ufefftext,kind\r\n", "x,y\n", "", '"text\n', "text,text\n"]),
+    st.lists(st.sampled_from(['"', ",", "\n", "\r", "\x00", "text", "id", "kind", "repost", "reply", "created_at",
+                              "a b c", " ", '""', "\ufeff", "\\", "'", "\t"]) | st.text(max_size=4), max_size=50)
+    .map("".join)).map("".join)
+HUGE_CSV = st.sampled_from([
+    'text\n"' + "a" * 200_000 + '"\n', "text\n" + "a" * 200_000 + "\n", '"' + "t" * 200_000 + '"\nx\n',
+    "text," * 50_000 + "\n" + "a," * 50_000 + "\n", "text\n" + "x\x00y\n" * 1000, 'text\n"unclosed quote\n' * 100,
+])
+
+
+@fuzz(300)
+@given(CSV_TEXT | HUGE_CSV)
+def test_files_csv(tmp_path, fuzz_tried, text):
+    tried(fuzz_tried, "file reader (CSV: quoting, NUL bytes, huge fields)")
+    read_posts_file(tmp_path, ".csv", text.encode("utf-8"))
+
+
+POST_RECORD = {"id": "1", "text": "a post of mine", "handle": "me", "source": "file", "kind": "post",
+               "created_at": "2024-01-01T00:00:00+00:00", "raw": {"likes": 3}}
+SNSCRAPE_RECORD = {"id": 7, "rawContent": "an old tweet", "date": "2020-01-01", "retweetedTweet": None,
+                   "quotedTweet": None, "inReplyToTweetId": 5}
+JSONL_LINE = (JSON.map(json.dumps) | mutated(POST_RECORD).map(json.dumps) | mutated(SNSCRAPE_RECORD).map(json.dumps)
+              | st.sampled_from(NASTY).map(lambda b: b.decode("utf-8", "replace")) | st.text(max_size=20))
+
+
+@fuzz(400)
+@given(st.lists(JSONL_LINE, min_size=1, max_size=5), st.sampled_from([".jsonl", ".ndjson", ".json"]))
+def test_files_jsonl(tmp_path, fuzz_tried, lines, suffix):
+    tried(fuzz_tried, "file reader (JSONL lines of any JSON)")
+    read_posts_file(tmp_path, suffix, "\n".join(lines).encode("utf-8", "surrogatepass"))
