@@ -23,6 +23,7 @@ import httpx
 from ..errors import SourceError
 from ..posts import Post, json_loads
 from .http import ApiClient, one_line, with_base
+from .network import follow_cursor
 
 API = "https://public.api.bsky.app"
 PAGE = 100  # the lexicon's maximum
@@ -126,16 +127,8 @@ class BlueskySource:
         return posts, next_cursor
 
     def backfill(self, cursor: str | None) -> Iterator[tuple[list[Post], str | None]]:
-        while True:
-            posts, next_cursor = self._page(cursor)
-            if next_cursor is not None and next_cursor == cursor:
-                # A server that hands back the cursor it was given would loop forever.
-                self.say(f"Bluesky sent the same page twice for @{self.handle}; stopping here")
-                next_cursor = None
-            yield posts, next_cursor
-            if next_cursor is None:
-                return
-            cursor = next_cursor
+        yield from follow_cursor(self._page, cursor, lambda: self.say(
+            f"Bluesky sent the same page twice for @{self.handle}; stopping here"))
 
     def newer(self, newest: Post, known: set[str]) -> Iterator[list[Post]]:
         """From the top until a page reaches a stored post, or posts no newer than

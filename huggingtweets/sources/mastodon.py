@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 from ..errors import SourceError
 from ..posts import Post
 from .http import ApiClient, Response, one_line, with_base
+from .network import follow_cursor
 
 PAGE = 40  # the most statuses a page holds
 BLOCKS = {"p", "div", "blockquote", "pre", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6"}
@@ -98,15 +99,8 @@ class MastodonSource:
         return posts, posts[-1].id
 
     def backfill(self, cursor: str | None) -> Iterator[tuple[list[Post], str | None]]:
-        while True:
-            posts, next_cursor = self._page({"max_id": cursor})
-            if next_cursor is not None and next_cursor == cursor:
-                self.say(f"Mastodon server {self.instance} sent the same page twice; stopping here")
-                next_cursor = None
-            yield posts, next_cursor
-            if next_cursor is None:
-                return
-            cursor = next_cursor
+        yield from follow_cursor(lambda c: self._page({"max_id": c}), cursor, lambda: self.say(
+            f"Mastodon server {self.instance} sent the same page twice; stopping here"))
 
     def newer(self, newest: Post, known: set[str]) -> Iterator[list[Post]]:
         """Statuses after `newest` (since_id), newest first, paging back with max_id."""

@@ -30,6 +30,22 @@ class NetworkSource(Protocol):
         """Pages of posts newer than `newest` (ids in `known` are already stored)."""
 
 
+def follow_cursor(page: Callable[[str | None], tuple[list[Post], str | None]], cursor: str | None,
+                  on_repeat: Callable[[], None]) -> Iterator[tuple[list[Post], str | None]]:
+    """Every source's backfill: pages from `cursor` on, each with the cursor of
+    the next (None at the end). A server that hands back the cursor it was given
+    would loop forever, so that ends it, after `on_repeat` says so."""
+    while True:
+        posts, next_cursor = page(cursor)
+        if next_cursor is not None and next_cursor == cursor:
+            on_repeat()
+            next_cursor = None
+        yield posts, next_cursor
+        if next_cursor is None:
+            return
+        cursor = next_cursor
+
+
 def stored_posts(folder: Path) -> list[Post]:
     """Every post of every stored page, merged by id, newest first."""
     by_id: dict[str, Post] = {}

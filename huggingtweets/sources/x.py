@@ -17,6 +17,7 @@ from urllib.parse import quote
 from ..errors import SourceError
 from ..posts import Post
 from .http import ApiClient, one_line, with_base
+from .network import follow_cursor
 
 API = "https://api.x.com"
 PAGE = 100
@@ -87,24 +88,16 @@ class XSource:
         return posts, next_token if isinstance(next_token, str) and next_token else None
 
     def backfill(self, cursor: str | None) -> Iterator[tuple[list[Post], str | None]]:
-        fetched = 0
-        while True:
-            posts, next_token = self._page({"pagination_token": cursor})
-            if next_token is not None and next_token == cursor:
-                # A server that hands back the token it was given would loop forever.
-                self.say(f"the X API sent the same page twice for @{self.handle}; stopping here")
-                next_token = None
-            fetched += len(posts)
-            if not posts and not next_token:
+        def page(token: str | None) -> tuple[list[Post], str | None]:
+            posts, next_token = self._page({"pagination_token": token})
+            if not posts and not next_token and (_tweet_count(self.user()) or 0) > API_CAP:
                 # Past the cap the API answers success with no data.
-                count = _tweet_count(self.user()) or 0
-                if count > API_CAP:
-                    self.say(f"The X API stops at the newest {API_CAP:,} posts; the older posts of @{self.handle} "
-                             "are only in the account's archive (archive:PATH)")
-            yield posts, next_token
-            if not next_token:
-                return
-            cursor = next_token
+                self.say(f"The X API stops at the newest {API_CAP:,} posts; the older posts of @{self.handle} "
+                         "are only in the account's archive (archive:PATH)")
+            return posts, next_token
+
+        yield from follow_cursor(page, cursor, lambda: self.say(
+            f"the X API sent the same page twice for @{self.handle}; stopping here"))
 
     def newer(self, newest: Post, known: set[str]) -> Iterator[list[Post]]:
         cursor = None
