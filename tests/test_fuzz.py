@@ -315,7 +315,7 @@ MEMBER_NAMES = st.sampled_from([
     "data/account.js", "data/manifest.js", "tweets.js", "account.js", "manifest.js", "x/data/tweets.js",
     "y/data/tweets.js", "data/", "../data/tweets.js", "/etc/tweets.js", "C:/data/tweets.js", "data\\tweets.js",
     "data/TWEETS.JS", "data/deleted-tweets.js", "data/tweets.js/x",
-]) | st.text(min_size=1, max_size=20)
+]) | st.text(min_size=1, max_size=20).filter(lambda n: n.split("\0")[0] != "")  # zipfile cuts a name at NUL
 MEMBER_CONTENT = (
     st.binary(max_size=200)
     | mutated(TWEETS).map(lambda v: ytd("tweets", v))
