@@ -94,7 +94,9 @@ def _trained_on(spec: SourceSpec) -> str:
         return ("the sample account's tweets: real, anonymised tweets published with VADER by "
                 "[Hutto & Gilbert (2014)](https://github.com/cjhutto/vaderSentiment) (MIT licence)")
     if spec.kind in ("file", "archive"):
-        origin = "their X archive" if spec.kind == "archive" else f"`{Path(spec.target).name}`"
+        # A file name is the user's text: in a code span, with nothing that could close it.
+        shown = " ".join(Path(spec.target).name.replace("`", "'").split())
+        origin = "their X archive" if spec.kind == "archive" else f"`{shown}`"
         return f"{spec.display}'s tweets (from {origin})"
     return f"[{spec.display}'s tweets]({spec.url})"
 

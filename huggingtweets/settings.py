@@ -33,6 +33,8 @@ class Settings:
     max_posts: int | None = field(default=None, metadata={"help": "Fetch at most this many posts per account."})
     api_base: str | None = field(default=None, metadata={
         "help": "Replace the scheme, host and port of the API (tests, self-hosted servers); paths stay."})
+    own_account: bool = field(default=False, metadata={
+        "help": "The accounts are yours: fetch them even where they opted out of indexing (Mastodon noindex)."})
     x_post_price: float = field(default=0.005, metadata={"help": "USD per post read on the X API, for the cost estimate."})
     x_lookup_price: float = field(default=0.010, metadata={"help": "USD per user lookup on the X API."})
     x_bearer_token: str | None = field(default=None, repr=False, metadata={

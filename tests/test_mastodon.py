@@ -181,11 +181,22 @@ def test_pages_to_the_end_and_marks_boosts_replies_quotes(loopback, tmp_path, li
                                                           "indexable", "bot", "locked")}
 
 
-def test_noindex_and_discoverable_are_kept_for_later(loopback, tmp_path):
-    FakeMastodon(5, noindex=True, discoverable=False, indexable=False).serve(loopback)
-    posts = fetch(loopback, tmp_path / "f")
-    assert len(posts) == 5
-    assert all(p.raw["account"]["noindex"] is True and p.raw["account"]["discoverable"] is False for p in posts)
+@pytest.mark.parametrize("flags, why", [
+    ({"noindex": True}, "asks search engines not to index it"),
+    ({"discoverable": False}, "is not discoverable"),
+    ({"noindex": True, "discoverable": False, "indexable": False},
+     "asks search engines not to index it and is not discoverable and does not allow its posts to be indexed"),
+])
+def test_an_account_that_opted_out_is_refused_unless_it_is_yours(loopback, tmp_path, flags, why):
+    FakeMastodon(5, **flags).serve(loopback)
+    with pytest.raises(SourceError) as e:
+        fetch(loopback, tmp_path / "f")
+    assert str(e.value) == (f"@alice@mastodon.example {why}: its owner opted out, so huggingtweets does not fetch it; "
+                            "if the account is yours, pass --own-account")
+    assert not [r for r in loopback.requests if r.path.endswith("/statuses")]
+    posts = fetch_posts(parse_source("mastodon:alice@mastodon.example"),
+                        Settings(api_base=loopback.url, own_account=True), tmp_path / "g", lambda m: None)
+    assert len(posts) == 5 and all(p.raw["account"]["noindex"] is flags.get("noindex", False) for p in posts)
 
 
 FAULTS = {

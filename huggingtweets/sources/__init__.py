@@ -124,7 +124,7 @@ def open_network_source(spec: SourceSpec, settings: "Settings", say: Callable[[s
     if spec.kind == "mastodon":
         from .mastodon import MastodonSource
 
-        return MastodonSource(spec.target, api_base=settings.api_base, say=say)
+        return MastodonSource(spec.target, api_base=settings.api_base, say=say, own_account=settings.own_account)
     raise SourceError(f"`{spec}` is not a network source")
 
 

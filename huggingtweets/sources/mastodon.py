@@ -32,7 +32,7 @@ ACCOUNT_FLAGS = ("id", "acct", "username", "url", "noindex", "discoverable", "in
 
 class MastodonSource:
     def __init__(self, target: str, api_base: str | None = None, say: Callable[[str], None] = print,
-                 **client_options: Any):
+                 own_account: bool = False, **client_options: Any):
         user, at, instance = target.lstrip("@").partition("@")
         if not at or not user or not instance:
             raise SourceError(f"`{target}` is not a Mastodon account: write user@instance, like Gargron@mastodon.social")
@@ -40,6 +40,7 @@ class MastodonSource:
         self.handle = f"{user}@{instance}"
         self.label = f"Mastodon @{self.handle}"
         self.say = say
+        self.own_account = own_account
         self.client = ApiClient(f"Mastodon server {instance}", with_base(f"https://{instance}", api_base),
                                 say=say, **client_options)
         self._account: dict[str, Any] | None = None
@@ -66,6 +67,15 @@ class MastodonSource:
             if data.get("suspended"):
                 raise SourceError(f"Mastodon server {self.instance} has suspended @{self.user}: "
                                   "its posts are not available")
+            # People who opt out of search and discovery have said no to being collected:
+            # only the account's owner may fetch it.
+            opted_out = [why for flag, bad, why in (("noindex", True, "asks search engines not to index it"),
+                                                   ("discoverable", False, "is not discoverable"),
+                                                   ("indexable", False, "does not allow its posts to be indexed"))
+                         if data.get(flag) is bad]
+            if opted_out and not self.own_account:
+                raise SourceError(f"@{self.handle} {' and '.join(opted_out)}: its owner opted out, so huggingtweets "
+                                  "does not fetch it; if the account is yours, pass --own-account")
             moved = data.get("moved")
             if isinstance(moved, dict) and moved.get("acct"):
                 self.say(f"@{self.handle} has moved to @{moved['acct']}; fetching the posts of the old account")
