@@ -4,6 +4,7 @@ not one occurrence in anything it prints or writes."""
 from conftest import run_cli
 from test_hub import HF_TOKEN as HF, FakeHub
 from test_x import TOKEN as X_TOKEN, FakeX
+
 WANDB = "wandbFAKEkeyFORleakCHECK" + "9" * 16
 
 
