@@ -168,6 +168,7 @@ def test_faults_are_retried_politely(loopback, tmp_path):
     (Reply(401, {"title": "Unauthorized", "status": 401, "detail": "Unauthorized"}),
      "the X API refused the bearer token (401): check X_BEARER_TOKEN"),
     (Reply(403, {"title": "Forbidden", "status": 403}), "the X API refused access to @jack (403)"),
+    (Reply(404, {"title": "Not Found", "status": 404}), "X has no account @jack (404): check the handle"),
     (Reply(500, {"title": "oops"}), "the X API answered 500, 5 times: try again later"),
     (Reply(200, "not json at all"), "the X API sent a page that is not valid JSON, 5 times"),
 ])

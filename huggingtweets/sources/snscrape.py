@@ -13,7 +13,7 @@ from typing import Any
 from ..errors import SourceError
 from ..posts import Post
 
-INSTEAD = "use `archive:PATH` with your own X archive (recommended) or `@handle` (the X API, X_BEARER_TOKEN)"
+INSTEAD = "use `archive:PATH` with your own X archive (recommended) or `@handle` / `x:handle` (the X API, X_BEARER_TOKEN)"
 
 
 def scrape(handle: str, max_posts: int | None = None) -> list[Post]:
