@@ -1,0 +1,32 @@
+"""A big archive: 100,000 posts read, counted exactly, in bounded memory."""
+
+import json
+import subprocess
+import sys
+import zipfile
+
+
+def test_an_archive_of_100000_posts(tmp_path):
+    tweets = []
+    for i in range(100_000):
+        text = (f"RT @someone: a repost number {i}" if i % 10 == 0 else f"hi @friend {i}" if i % 10 == 1
+                else f"post number {i} talks about the day &amp; the night http://t.co/{i}")
+        tweets.append({"tweet": {"id_str": str(10**15 + i), "full_text": text,
+                                 "created_at": "Wed Oct 10 20:19:24 +0000 2018", "favorite_count": "0"}})
+    archive = tmp_path / "twitter-2026-11-25.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("data/account.js", 'window.YTD.account.part0 = [{"account": {"username": "bigaccount"}}]')
+        z.writestr("data/tweets.js", "window.YTD.tweets.part0 = " + json.dumps(tweets))
+    del tweets
+    # In its own process, so the peak resident memory is this job's alone.
+    code = ("import resource, sys; from huggingtweets.cli import main; rc = main(sys.argv[1:]); "
+            "print('peak_rss_mib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024); sys.exit(rc)")
+    done = subprocess.run([sys.executable, "-c", code, "prepare", f"archive:{archive}", "--model", "nonexistent-model"],
+                          capture_output=True, text=True, timeout=600)
+    # prepare stops at the model (not needed here) after writing the stats of every post.
+    assert "model nonexistent-model is not cached here" in done.stderr or done.returncode == 0, done.stderr[-2000:]
+    stats = json.loads((tmp_path / "work" / "bigaccount" / "stats.json").read_text())
+    assert stats == {"tweets_downloaded": 100_000, "retweets": 10_000, "short_tweets": 10_000, "tweets_kept": 80_000}
+    peak = int(done.stdout.split("peak_rss_mib")[1].split()[0])
+    print(f"\npeak resident memory reading and filtering 100,000 archive posts: {peak} MiB")
+    assert peak < 1500
