@@ -269,6 +269,9 @@ class App(widgets.VBox):
 
         # Step 3: samples
         self.prompt = widgets.Text(value=self.base.prompt, description="Prompt", layout=widgets.Layout(width="24rem"))
+        # On by default here: a bot that repeats someone's post word for word is not imitating, it is quoting.
+        self.drop_copies = widgets.Checkbox(value=True, indent=False,
+                                            description="Leave out samples that copy a training post")
         self.num_samples = widgets.BoundedIntText(value=self.base.num_samples, min=1, max=20, description="Samples",
                                                   layout=widgets.Layout(width="10rem"))
         self.sample_button = widgets.Button(description="Generate", button_style="primary", icon="comment",
@@ -328,7 +331,8 @@ class App(widgets.VBox):
             self.stats_output, self.posts_preview,
             heading("4. Train"), widgets.HBox([self.train_button, self.train_progress]), self.plot_output,
             self.perplexity,
-            heading("5. Samples"), widgets.HBox([self.prompt, self.num_samples, self.sample_button]), self.samples_html,
+            heading("5. Samples"), widgets.HBox([self.prompt, self.num_samples, self.sample_button]), self.drop_copies,
+            self.samples_html,
             self.publish_box,
             self.status, self.error, details,
         ]
@@ -563,10 +567,14 @@ class App(widgets.VBox):
         self.show_samples(self.samples)
 
     def show_samples(self, samples: list) -> None:
+        shown = [s for s in samples if not (self.drop_copies.value and s.copy)]
         items = "".join(
             f"<li style='white-space:pre-wrap'>{esc(s.text)}"
-            + (" <i>(copies a training post)</i>" if s.copy else "") + "</li>" for s in samples)
-        self.samples_html.value = f"<ol>{items}</ol>"
+            + (" <i>(copies a training post)</i>" if s.copy else "") + "</li>" for s in shown)
+        left_out = len(samples) - len(shown)
+        note = (f"<p><i>{left_out} of {len(samples)} samples left out: they copied a training post.</i></p>"
+                if left_out else "")
+        self.samples_html.value = f"<ol>{items}</ol>{note}"
 
     def start_publish(self) -> bool:
         if not (self.consent.value or self.sample_only()):

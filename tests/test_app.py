@@ -363,3 +363,17 @@ def test_the_demo_notebook_runs_headless(tiny_env, tmp_path, monkeypatch):
     assert any("image/png" in o.get("data", {}) for o in plot.outputs)
     samples = text(next(c for c in cells if c.source.startswith("samples = ht.generate")))
     assert all(f"{i}. My dream is" in samples for i in range(1, 6)) and "Model card:" in samples
+
+
+def test_samples_that_copy_a_training_post_are_left_out_by_default():
+    from huggingtweets.generate import Sample
+
+    app = build_app()
+    samples = [Sample(text="My dream is mine", prompt="My dream is", seed=1),
+               Sample(text="My dream is a <b>copy</b>", prompt="My dream is", seed=1, shared_words=9, copy=True)]
+    app.show_samples(samples)
+    assert "My dream is mine" in app.samples_html.value and "copy</b>" not in app.samples_html.value
+    assert "1 of 2 samples left out: they copied a training post." in app.samples_html.value
+    app.drop_copies.value = False
+    app.show_samples(samples)
+    assert "My dream is a &lt;b&gt;copy&lt;/b&gt; <i>(copies a training post)</i>" in app.samples_html.value
