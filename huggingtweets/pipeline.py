@@ -92,6 +92,8 @@ def fetch(settings: Settings, say: Say = _say) -> list[Post]:
         got = fetch_posts(spec, settings, ws.root / "fetch" / f"{spec.kind}-{spec.name}", say)
         if not got:
             raise NoPostsError(f"{spec} gave no posts: check the account or file, or try another source")
+        for post in got:
+            post.handle = spec.name  # one key per account for the stats, whatever the source calls it
         say(f"Fetched {len(got)} posts from {spec}")
         posts += got
     write_posts(ws.posts, posts)
