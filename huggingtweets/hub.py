@@ -24,12 +24,12 @@ CONSENTS = ("self", "given")
 REPO_ID = re.compile(r"([A-Za-z0-9][A-Za-z0-9_.-]{0,95}/)?[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
 
 
-def stage(settings: Settings, name: str, repo_id: str, consent: str | None,
-          say: Callable[[str], None] = print) -> Path:
-    """WORK/<name>/upload/: the model, tokenizer, generation config and a card naming `repo_id`."""
+def stage(bot_settings: Settings, name: str, repo_id: str, consent: str | None) -> Path:
+    """WORK/<name>/upload/: the model, tokenizer, generation config and a card naming `repo_id`.
+    `bot_settings` are the bot's own (see `_settings_for`)."""
     from .pipeline import card
 
-    root = settings.work / name
+    root = bot_settings.work / name
     model = root / "model"
     if not (model / "config.json").exists():
         raise MissingStepError(f"there is no trained model in {model}: run `huggingtweets run` first")
@@ -39,8 +39,7 @@ def stage(settings: Settings, name: str, repo_id: str, consent: str | None,
             if item.is_file() and item.name != "README.md":
                 shutil.copy2(item, tmp / item.name)
         # The card, rendered for where it is going (its snippet names the repo id).
-        card(_settings_for(settings, root), say=lambda _: None, repo_id=repo_id, consent=consent,
-             out=tmp / "README.md")
+        card(bot_settings, say=lambda _: None, repo_id=repo_id, consent=consent, out=tmp / "README.md")
     return upload
 
 
@@ -69,7 +68,7 @@ def push(settings: Settings, name: str, repo_id: str | None = None, private: boo
         raise HuggingtweetsError(
             "publishing a bot that imitates a real person needs their consent (the Hub's terms): pass --consent self "
             "if the account is yours, or --consent given if its owner agreed")
-    upload = stage(settings, name, repo_id, consent, say)
+    upload = stage(bot_settings, name, repo_id, consent)
     files = sorted(p.name for p in upload.iterdir())
     say(f"Staged {len(files)} files in {upload}: {', '.join(files)}")
     if dry_run:

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator
 from urllib.parse import urlparse
 
 from .errors import SettingsError
-from .files import read_json, write_json
+from .files import read_json, without_home, write_json
 
 MODES = ("auto", "online", "offline", "disabled")
 OFF_LINE = ("W&B tracking is off: set WANDB_API_KEY (or run `wandb login`) to track runs online, "
@@ -73,8 +73,7 @@ def run_config(settings, base_model: str | None = None) -> dict[str, Any]:
     config.pop("work", None)
     if Path(config.get("model", "")).expanduser().exists():
         config["model"] = "local folder " + Path(config["model"]).name
-    home = str(Path.home())
-    config = {k: (v.replace(home, "~") if isinstance(v, str) else v) for k, v in config.items()}
+    config = without_home(config)  # also inside lists: a file: source's path
     if base_model:
         config["base_model"] = base_model if not Path(base_model).exists() else Path(base_model).name
     config["versions"] = versions()
