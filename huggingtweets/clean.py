@@ -21,6 +21,7 @@ from typing import Iterable
 from .posts import Post
 
 MIN_WORDS = 3
+DROPPED_EXAMPLES = 200  # dropped posts kept as examples (the app and W&B show some); the stats count them all
 
 
 def is_retweet(post: Post) -> bool:
@@ -91,8 +92,8 @@ def stats_table(by_account: dict[str, Stats]) -> str:
 
 @dataclass
 class Filtered:
-    kept: list[Post]  # copies of the kept posts, their text cleaned
-    dropped: list[tuple[Post, str]] = field(default_factory=list)  # (post as fetched, "retweet" | "short")
+    kept: list[Post]  # copies of the kept posts, their text cleaned (without the source's raw fields)
+    dropped: list[tuple[Post, str]] = field(default_factory=list)  # the first DROPPED_EXAMPLES: (post, "retweet" | "short")
     stats: Stats = field(default_factory=Stats)
 
     by_handle: dict[str, Stats] = field(default_factory=dict)  # the same counts, per account
@@ -115,7 +116,7 @@ def filter_posts(posts: Iterable[Post]) -> Filtered:
             stats.tweets_downloaded += 1
             setattr(stats, counter, getattr(stats, counter) + 1)
         if counter == "tweets_kept":
-            result.kept.append(dataclasses.replace(post, text=cleaned))
-        else:
+            result.kept.append(dataclasses.replace(post, text=cleaned, raw={}))
+        elif len(result.dropped) < DROPPED_EXAMPLES:
             result.dropped.append((post, "retweet" if counter == "retweets" else "short"))
     return result

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+from peak import PEAK
 from test_bluesky import FakeAppView
 from test_mastodon import FakeMastodon
 from test_x import TOKEN, FakeX
@@ -16,8 +17,8 @@ def test_three_full_accounts_in_one_bot(loopback, tmp_path):
     FakeAppView(3200).serve(loopback)
     FakeMastodon(3200).serve(loopback)
     sources = ["@jack", "bsky:alice.bsky.social", "mastodon:alice@mastodon.example"]
-    code = ("import resource, sys; from huggingtweets.cli import main; rc = main(sys.argv[1:]); "
-            "print('peak_rss_mib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024); sys.exit(rc)")
+    code = (PEAK + "import sys; from huggingtweets.cli import main; rc = main(sys.argv[1:]); "
+            "print('peak_rss_mib', peak_rss_mib()); sys.exit(rc)")
     done = subprocess.run([sys.executable, "-c", code, "prepare", *sources, "--api-base", loopback.url,
                            "--model", "nonexistent-model"], capture_output=True, text=True, timeout=600,
                           env={**__import__("os").environ, "X_BEARER_TOKEN": TOKEN})

@@ -310,6 +310,29 @@ def test_archive_json_of_any_shape(tmp_path, fuzz_tried, tweets, notes, data_typ
     read_both(path, tmp_path)
 
 
+def outcome(path: Path):
+    try:
+        return [p.to_dict() for p in read_archive(path, handle="me")]
+    except SourceError as e:
+        return str(e)
+
+
+@fuzz(300)
+@given(JS_TEXT | (JSON | mutated(TWEETS)).map(lambda v: ytd("tweets", v).encode())
+       | st.tuples(mutated(TWEETS), st.sampled_from([None, 0, 1, 2]), st.sampled_from(["", ";", " ;\n", "\n\n x"]))
+       .map(lambda t: (ytd("tweets", json.dumps(t[0], indent=t[1])) + t[2]).encode()),
+       st.integers(1, 64))
+def test_archive_read_in_chunks_reads_the_same(tmp_path, fuzz_tried, monkeypatch, data, chunk):
+    """tweets.js is parsed as it is read; cut into chunks anywhere (in an entry, a number,
+    a UTF-8 character), it gives the same posts, or the same message, as in one piece."""
+    tried(fuzz_tried, "archive reader (tweets.js read in chunks of 1-64 bytes vs whole)")
+    path = tmp_path / "tweets.js"
+    path.write_bytes(data)
+    whole = outcome(path)
+    monkeypatch.setattr(archive, "CHUNK_BYTES", chunk)
+    assert outcome(path) == whole
+
+
 MEMBER_NAMES = st.sampled_from([
     "data/tweets.js", "data/tweet.js", "data/tweets-part1.js", "data/tweets-part2.js", "data/note-tweet.js",
     "data/account.js", "data/manifest.js", "tweets.js", "account.js", "manifest.js", "x/data/tweets.js",

@@ -17,20 +17,22 @@ from the internet like any other.
 from __future__ import annotations
 
 import bisect
+import codecs
 import html
 import json
 import lzma
 import re
 import stat
+import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import IO, Any, Iterator
 
 from ..errors import SourceError
-from ..posts import Post, json_loads
+from ..posts import _SURROGATE, Post, _without_surrogates, json_loads
 
 # Caps for a zip (and for the files read from a folder): far above any real
 # archive, far below what would exhaust memory or disk.
@@ -39,6 +41,7 @@ MAX_TOTAL_BYTES = 4 * 1024**3  # the zip's uncompressed size, all entries
 MAX_RATIO = 10  # ...unless it is also under 10 times the zip's own size: photos and videos do not compress
 MAX_FILE_BYTES = 1024**3  # one file read (a tweets.js this big is already ~10 GiB of memory once parsed)
 MAX_READ_BYTES = 2 * 1024**3  # all the files read: tweets, notes, manifest, account
+CHUNK_BYTES = 4 * 1024**2  # read and parsed this much at a time
 
 HOW_TO_GET = ("give archive: the .zip from X (Settings > Your account > Download an archive), its unzipped folder, "
               "or its data/tweets.js")
@@ -83,14 +86,18 @@ class _Container:
         return name
 
     def read(self, name: str) -> bytes:
-        data = self._read_raw(self.names[name.lower()], name)
-        self.bytes_read += len(data)
-        if self.bytes_read > MAX_READ_BYTES:
-            raise SourceError(f"{self.label} has more than the {_size(MAX_READ_BYTES)} allowed in the files to read, more "
-                              "than any X archive: check that it is your archive as X made it")
-        return data
+        return b"".join(self.chunks(name))
 
-    def _read_raw(self, ref: Any, name: str) -> bytes:
+    def chunks(self, name: str) -> Iterator[bytes]:
+        """The file's bytes, CHUNK_BYTES at a time, counted against the caps as they come."""
+        for data in self._chunks(self.names[name.lower()], name, CHUNK_BYTES):
+            self.bytes_read += len(data)
+            if self.bytes_read > MAX_READ_BYTES:
+                raise SourceError(f"{self.label} has more than the {_size(MAX_READ_BYTES)} allowed in the files to read, "
+                                  "more than any X archive: check that it is your archive as X made it")
+            yield data
+
+    def _chunks(self, ref: Any, name: str, size: int) -> Iterator[bytes]:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -156,14 +163,22 @@ class _Zip(_Container):
     def display(self, name: str) -> str:
         return f"{self.label}:{self.prefix or ''}{name}"
 
-    def _read_raw(self, info: zipfile.ZipInfo, name: str) -> bytes:
+    def _chunks(self, info: zipfile.ZipInfo, name: str, size: int) -> Iterator[bytes]:
         if info.file_size > MAX_FILE_BYTES:
             raise SourceError(f"{self.display(name)} is {_size(info.file_size)}, more than the "
                               f"{_size(MAX_FILE_BYTES)} allowed for one file: check that it is your archive as X made it")
+        left = info.file_size + 1  # no more than the header says, plus one byte to notice a header that lies
         try:
             with self.zf.open(info) as f:
-                # Read no more than the header says, plus one byte to notice a header that lies.
-                data = f.read(info.file_size + 1)
+                while left > 0:
+                    data = f.read(min(size, left))
+                    if not data:
+                        break
+                    left -= len(data)
+                    if left == 0:
+                        raise SourceError(f"{self.display(name)} is larger than the zip says: download the archive "
+                                          "again from X")
+                    yield data
         except RuntimeError as e:  # encrypted
             raise SourceError(f"cannot read {self.display(name)} ({e}): give archive: the zip as X made it, not a re-zipped "
                               "or password-protected copy") from None
@@ -171,9 +186,6 @@ class _Zip(_Container):
             raise SourceError(f"{self.display(name)} is damaged ({e}): download the archive again from X") from None
         except OSError as e:
             raise SourceError(f"cannot read {self.display(name)}: {e.strerror or e}") from None
-        if len(data) > info.file_size:
-            raise SourceError(f"{self.display(name)} is larger than the zip says: download the archive again from X")
-        return data
 
     def close(self) -> None:
         self.zf.close()
@@ -237,20 +249,21 @@ class _Folder(_Container):
     def display(self, name: str) -> str:
         return str(self.data / name)
 
-    def _read_raw(self, real: Path, name: str) -> bytes:
+    def _chunks(self, real: Path, name: str, size: int) -> Iterator[bytes]:
+        left = MAX_FILE_BYTES + 1  # a file that grew since stat() is still capped
         try:
-            size = real.stat().st_size
-            if size > MAX_FILE_BYTES:
-                raise SourceError(f"{self.display(name)} is {_size(size)}, more than the "
+            if real.stat().st_size > MAX_FILE_BYTES:
+                raise SourceError(f"{self.display(name)} is {_size(real.stat().st_size)}, more than the "
                                   f"{_size(MAX_FILE_BYTES)} allowed for one file: check that it is your archive")
             with open(real, "rb") as f:
-                data = f.read(MAX_FILE_BYTES + 1)  # a file that grew since stat() is still capped
+                while data := f.read(min(size, left)):
+                    left -= len(data)
+                    if left == 0:
+                        raise SourceError(f"{self.display(name)} is over the {_size(MAX_FILE_BYTES)} allowed for one "
+                                          "file: check that it is your archive")
+                    yield data
         except OSError as e:
             raise SourceError(f"cannot read {self.display(name)}: {e.strerror or e}: check the file's permissions") from None
-        if len(data) > MAX_FILE_BYTES:
-            raise SourceError(f"{self.display(name)} is over the {_size(MAX_FILE_BYTES)} allowed for one file: "
-                              "check that it is your archive")
-        return data
 
 
 class _SingleFile(_Folder):
@@ -310,29 +323,154 @@ def _parse_json(box: _Container, name: str, text: str) -> Any:
         text = text[:-1]
     try:
         return json_loads(text)
-    except json.JSONDecodeError as e:
-        raise SourceError(f"{box.display(name)} is cut short or damaged (bad JSON at line {e.lineno}, column {e.colno}: "
-                          f"{e.msg}): download the archive again from X") from None
-    except ValueError:  # a number of more than 4,300 digits
-        raise SourceError(f"{box.display(name)} holds a number too long to read, which X archives never have: "
-                          "download the archive again from X") from None
-    except RecursionError:
-        raise SourceError(f"{box.display(name)} is nested too deeply to be an X archive file: "
-                          "download the archive again from X") from None
+    except (ValueError, RecursionError) as e:  # ValueError: bad JSON, or a number of more than 4,300 digits
+        raise _json_error(box, name, e) from None
 
 
 def _read_ytd(box: _Container, name: str) -> tuple[str, list[Any]]:
     """A `window.YTD.<x>.partN = [...]` file: its data type and its list."""
-    text = _decode(box, name, box.read(name))
-    m = YTD_PREFIX.match(text)
+    data_type, entries = _iter_ytd(box, name)
+    return data_type, list(entries)
+
+
+_DECODER = json.JSONDecoder()
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _iter_ytd(box: _Container, name: str) -> tuple[str, Iterator[Any]]:
+    """A `window.YTD.<x>.partN = [...]` file: its data type and its list's entries, one
+    at a time. A big archive's tweets.js parsed whole takes ten times its size in
+    memory; read and parsed an entry at a time, it takes a few MiB."""
+    text = _Text(box, name)
+    while len(text.buf) < 4096 and text.more():
+        pass
+    m = YTD_PREFIX.match(text.buf)
     if not m:
         raise SourceError(f"{box.display(name)} does not start with `window.YTD.<name>.partN = `, as X archive files do: "
                           "give archive: the archive as X made it")
-    data = _parse_json(box, name, text[m.end():])
-    if not isinstance(data, list):
+    pos = _SPACE.match(text.buf, m.end()).end()
+    if not text.buf.startswith("[", pos):
+        while text.more():
+            pass
+        data = _parse_json(box, name, text.buf[m.end():])  # its own error, or the wrong shape
         raise SourceError(f"{box.display(name)} holds a JSON {type(data).__name__}, not the list an X archive has: "
                           "download the archive again from X")
-    return m.group(1), data
+    return m.group(1), _entries(text, pos + 1)
+
+
+class _Text:
+    """A file's text, decoded as it is read: `buf` holds what is not yet parsed."""
+
+    def __init__(self, box: _Container, name: str) -> None:
+        self.box, self.name = box, name
+        self.source = box.chunks(name)
+        self.decoder = codecs.getincrementaldecoder("utf-8-sig")()
+        self.buf = ""
+        self.read_bytes = 0  # bytes decoded before this chunk, for messages
+        self.lines = 0  # newlines dropped from the front of buf, for messages
+        self.col = 0  # characters since the last dropped newline
+        self.done = False
+
+    def more(self) -> bool:
+        """Append the next chunk to buf; False at the end of the file."""
+        if self.done:
+            return False
+        data = next(self.source, None)
+        pending = self.decoder.getstate()[0]  # the start of a character cut by the last chunk
+        try:
+            self.buf += self.decoder.decode(data or b"", final=data is None)
+        except UnicodeDecodeError as e:
+            raise SourceError(f"{self.box.display(self.name)} is not UTF-8 text ({e.reason} at byte "
+                              f"{self.read_bytes - len(pending) + e.start}): download the archive again from X") from None
+        if data is None:
+            self.done = True
+            return False
+        self.read_bytes += len(data)
+        return True
+
+    def drop(self, pos: int) -> int:
+        """Forget buf up to pos (parsed); returns the new position of what was at pos."""
+        newlines = self.buf.count("\n", 0, pos)
+        self.col = pos - self.buf.rfind("\n", 0, pos) - 1 if newlines else self.col + pos
+        self.lines += newlines
+        self.buf = self.buf[pos:]
+        return 0
+
+    def error(self, e: json.JSONDecodeError) -> SourceError:
+        col = e.colno + (self.col if e.lineno == 1 else 0)
+        return _json_error(self.box, self.name, json.JSONDecodeError(e.msg, "", 0), line=e.lineno + self.lines, col=col)
+
+
+def _entries(text: _Text, pos: int) -> Iterator[Any]:
+    """The list's entries from `pos` (just after its `[`), checked as strictly as
+    json.loads checks the whole list: commas between, nothing after but `;`."""
+    box, name = text.box, text.name
+    while True:
+        pos = _SPACE.match(text.buf, pos).end()
+        if pos < len(text.buf) or not text.more():
+            break
+    if text.buf.startswith("]", pos):
+        pos += 1
+    else:
+        while True:
+            # Parse the next entry; when it fails near the end of what is read, read more and try again,
+            # twice as much each time, so an entry of any size costs linear time.
+            while True:
+                try:
+                    entry, end = _DECODER.raw_decode(text.buf, pos)
+                    if end < len(text.buf) or not text.more():  # a number may go on in the next chunk
+                        break
+                    continue
+                except json.JSONDecodeError as e:
+                    if text.done:
+                        raise text.error(e) from None
+                    want = len(text.buf) - pos
+                    while len(text.buf) - pos < 2 * want and text.more():
+                        pass
+                except ValueError as e:  # a number of more than 4,300 digits
+                    raise _json_error(box, name, e) from None
+                except RecursionError as e:
+                    raise _json_error(box, name, e) from None
+            if _SURROGATE.search(text.buf, pos, end):
+                entry = _without_surrogates(entry)
+            yield entry
+            pos = end
+            while True:
+                pos = _SPACE.match(text.buf, pos).end()
+                if pos < len(text.buf) or not text.more():
+                    break
+            if pos > 1 << 20:
+                pos = text.drop(pos)
+            if text.buf.startswith(",", pos):
+                pos += 1
+                while True:
+                    pos = _SPACE.match(text.buf, pos).end()
+                    if pos < len(text.buf) or not text.more():
+                        break
+                continue
+            if text.buf.startswith("]", pos):
+                pos += 1
+                break
+            raise text.error(json.JSONDecodeError("Expecting ',' delimiter", text.buf, pos))
+    text.drop(pos)
+    while len(text.buf.strip()) <= 1:
+        text.buf = text.buf.strip()  # what follows the list may be a long run of spaces
+        if not text.more():
+            break
+    if text.buf.strip() not in ("", ";"):
+        raise text.error(json.JSONDecodeError("Extra data", text.buf, len(text.buf) - len(text.buf.lstrip())))
+
+
+def _json_error(box: _Container, name: str, e: BaseException, line: int | None = None,
+                col: int | None = None) -> SourceError:
+    if isinstance(e, json.JSONDecodeError):
+        return SourceError(f"{box.display(name)} is cut short or damaged (bad JSON at line {line or e.lineno}, column "
+                           f"{col or e.colno}: {e.msg}): download the archive again from X")
+    if isinstance(e, RecursionError):
+        return SourceError(f"{box.display(name)} is nested too deeply to be an X archive file: "
+                           "download the archive again from X")
+    return SourceError(f"{box.display(name)} holds a number too long to read, which X archives never have: "
+                       "download the archive again from X")
 
 
 def _manifest(box: _Container) -> dict[str, Any] | None:
@@ -577,17 +715,27 @@ def _numeric_id(post_id: str) -> int:
 
 def read_archive(path: Path, handle: str) -> list[Post]:
     """Every post in the archive, newest first, with long posts' whole text."""
+    return list(iter_archive(path, handle))
+
+
+def iter_archive(path: Path, handle: str) -> Iterator[Post]:
+    """read_archive's posts one at a time, in bounded memory. Everything is read and
+    checked before the first post is given, so a damaged archive fails before anything
+    is written; the posts wait in a temporary file, and memory holds one sort key each
+    (about 200 bytes), whatever the archive's size."""
     path = Path(path)
     box = _open(path)
+    spool = tempfile.TemporaryFile()
     try:
         manifest = _manifest(box)
         files = _tweet_files(box, manifest)
         notes = _notes(box, manifest)
-        posts: list[tuple[Post, datetime | None]] = []
+        keys: list[tuple[str, int, int]] = []  # (date, numeric id, where the post is in the spool)
+        stubs: list[tuple[Post, datetime | None]] = []  # long posts cut short: their notes are attached below
         seen: set[str] = set()
         skipped = total = 0
         for name in files:
-            data_type, entries = _read_ytd(box, name)
+            data_type, entries = _iter_ytd(box, name)
             if box.only and data_type.lower() not in ("tweets", "tweet"):
                 raise SourceError(f"{box.display(name)} holds {data_type}, not posts: give archive: the archive's "
                                   "data/tweets.js, or the whole archive")
@@ -608,18 +756,38 @@ def read_archive(path: Path, handle: str) -> list[Post]:
                     continue
                 seen.add(post_id)
                 created = _x_date(t.get("created_at"))
-                raw = {k: v for k, v in t.items() if k != "full_text"}
-                posts.append((Post(id=post_id, text=text, handle=handle, source="archive", kind=_kind(t, text),
-                                   created_at=_iso(created), raw=raw), created))
-        if skipped and not posts:
+                # The flat fields (dates, counts, reply ids); the nested ones (entities, edit history)
+                # stay in the archive: a real archive's are most of its size.
+                raw = {k: v for k, v in t.items() if k != "full_text" and not isinstance(v, (dict, list))}
+                post = Post(id=post_id, text=text, handle=handle, source="archive", kind=_kind(t, text),
+                            created_at=_iso(created), raw=raw)
+                keys.append((post.created_at or "", _numeric_id(post.id), spool.tell()))
+                if notes and post.kind != "repost" and _stub(text) is not None:
+                    stubs.append((post, created))
+                    keys[-1] = keys[-1][:2] + (-len(stubs),)  # given from memory, with its note
+                else:
+                    spool.write(json.dumps(post.to_dict()).encode("ascii") + b"\n")
+        if skipped and not keys:
             raise SourceError(f"none of the {total:,} entries in {', '.join(box.display(n) for n in files)} has an id and "
                               "a `full_text`: give archive: the archive as X made it")
+    except BaseException:
+        spool.close()
+        raise
     finally:
         box.close()
-    _attach_notes(posts, notes)
-    result = [post for post, _ in posts]
-    result.sort(key=_sort_key, reverse=True)
-    return result
+    _attach_notes(stubs, notes)
+    keys.sort(key=lambda k: k[:2], reverse=True)  # newest first; stable, as sorting the posts was
+    return _unspool(spool, keys, [post for post, _ in stubs])
+
+
+def _unspool(spool: IO[bytes], keys: list[tuple[str, int, int]], stubs: list[Post]) -> Iterator[Post]:
+    with spool:
+        for _, _, where in keys:
+            if where < 0:
+                yield stubs[-where - 1]
+            else:
+                spool.seek(where)
+                yield Post.from_dict(json.loads(spool.readline()))
 
 
 def account_name(path: Path) -> str:
