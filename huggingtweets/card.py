@@ -40,6 +40,7 @@ class CardInputs:
     samples: list[Sample] | None = None
     wandb_links: dict[str, str] | None = None  # "data", "run", "model": only runs that exist online
     consent: str | None = None  # "self" or "given", recorded when published
+    display_names: dict[str, str] | None = None  # account name -> the name its profile shows, for the title
 
 
 def _q(value: str) -> str:
@@ -101,14 +102,26 @@ def _trained_on(spec: SourceSpec) -> str:
     return f"[{spec.display}'s tweets]({spec.url})"
 
 
-def _display_name(spec: SourceSpec) -> str:
-    return "Sample account" if spec.kind == "sample" else spec.display.lstrip("@")
+def _display_name(spec: SourceSpec, names: dict[str, str]) -> str:
+    if spec.kind == "sample":
+        return "Sample account"
+    return names.get(spec.name) or spec.display.lstrip("@")
+
+
+TEXT_SPECIALS = set("&<>\"'[]()*_`\\!#|~{}")  # HTML's, and whatever Markdown could read as a link or emphasis
+
+
+def _as_text(value: str) -> str:
+    """A stranger's words (a display name) in the card's HTML title, each special
+    character written as a numeric entity, so it shows as the same text whichever
+    renderer reads it: never a tag, a link or emphasis."""
+    return "".join(f"&#{ord(c)};" if c in TEXT_SPECIALS else c for c in value)
 
 
 def render_card(c: CardInputs) -> str:
     repo_id = c.repo_id or f"huggingtweets/{c.name}"
     m = c.metrics
-    title = html.escape(" & ".join(_display_name(s) for s in c.specs))
+    title = _as_text(" & ".join(_display_name(s, c.display_names or {}) for s in c.specs))
     handles = html.escape(" ".join(s.display if s.kind != "sample" else "@sample" for s in c.specs))
     owner = _owner(c)
 

@@ -12,17 +12,21 @@ them works on its own. The CLI, the notebook and other people's code call these.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from .clean import Stats, filter_posts, stats_table
-from .errors import NoPostsError, NotEnoughTextError
+from .errors import MissingStepError, NoPostsError, NotEnoughTextError
 from .files import atomic_write, read_json, without_home, write_json
 from .generate import Sample
-from .posts import Post, read_posts, write_posts
+from .posts import Post, iter_posts, read_posts
 from .settings import Settings
 from .sources import SourceSpec, fetch_posts, model_name, parse_source
+from .sources.network import stored_display_name
 
 Say = Callable[[str], None]
 
@@ -83,21 +87,48 @@ class Workspace:
     samples = property(lambda self: self.root / "samples.jsonl")
     checkpoints = property(lambda self: self.root / "checkpoints")
 
+    def fetched(self, spec: SourceSpec) -> Path:
+        """Where a network source keeps its pages and state."""
+        return self.root / "fetch" / f"{spec.kind}-{spec.name}"
+
+    def display_names(self) -> dict[str, str]:
+        """Account name -> display name, for the accounts whose profile gave one."""
+        names = {s.name: stored_display_name(self.fetched(s)) for s in self.specs}
+        return {k: v for k, v in names.items() if v}
+
 
 def fetch(settings: Settings, say: Say = _say) -> list[Post]:
-    """Download every source's posts (nothing filtered) into posts.jsonl."""
+    """Download every source's posts (nothing filtered) into posts.jsonl, and return them."""
+    return read_posts(_fetch(settings, say))
+
+
+def _fetch(settings: Settings, say: Say) -> Path:
+    """fetch without holding every account's posts at once: each is written as it
+    comes, into one file that appears whole when the last account is in."""
     ws = Workspace.of(settings)
-    posts: list[Post] = []
-    for spec in ws.specs:
-        got = fetch_posts(spec, settings, ws.root / "fetch" / f"{spec.kind}-{spec.name}", say)
-        if not got:
-            raise NoPostsError(f"{spec} gave no posts: check the account or file, or try another source")
-        for post in got:
-            post.handle = spec.name  # one key per account for the stats, whatever the source calls it
-        say(f"Fetched {len(got)} posts from {spec}")
-        posts += got
-    write_posts(ws.posts, posts)
-    return posts
+    new = not ws.root.exists()
+    try:
+        _write_posts(ws, settings, say)
+    except BaseException:
+        if new:  # an account with no posts leaves no empty folder behind (fetched pages stay, for resuming)
+            with contextlib.suppress(OSError):
+                ws.root.rmdir()
+        raise
+    return ws.posts
+
+
+def _write_posts(ws: "Workspace", settings: Settings, say: Say) -> None:
+    with atomic_write(ws.posts) as f:
+        for spec in ws.specs:
+            count = 0
+            for post in fetch_posts(spec, settings, ws.fetched(spec), say):
+                post.handle = spec.name  # one key per account for the stats, whatever the source calls it
+                f.write(json.dumps(post.to_dict(), ensure_ascii=False) + "\n")
+                count += 1
+            if not count:
+                raise NoPostsError(f"{spec} gave no posts: check the account or file, or try another source")
+            name = stored_display_name(ws.fetched(spec))
+            say(f"Fetched {count} posts from {spec}" + (f" ({name})" if name else ""))
 
 
 def prepare(settings: Settings, say: Say = _say) -> Stats:
@@ -108,8 +139,8 @@ def prepare(settings: Settings, say: Say = _say) -> Stats:
     ws = Workspace.of(settings)
     tracker = _tracker(settings, ws, say)  # decided up front: a bad W&B setup fails before any work
     if not ws.posts.exists():
-        fetch(settings, say)
-    filtered = filter_posts(read_posts(ws.posts))
+        _fetch(settings, say)
+    filtered = filter_posts(iter_posts(ws.posts))  # one post at a time: only the kept text stays
     write_json(ws.stats, filtered.stats.to_dict())
     by_account = _by_account(ws, filtered.by_handle)
     if len(ws.specs) > 1:
@@ -155,9 +186,18 @@ def train(settings: Settings, say: Say = _say, write_card: bool = True,
           on_log: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Fine-tune the base model; writes model/ (with its card) and metrics.json.
     `on_log` receives each log entry (step, loss or eval_loss, max_steps) as it happens."""
-    from .train import train_model
+    from .train import process_rank, train_model
 
     ws = Workspace.of(settings)
+    rank, world = process_rank()
+    if world > 1:
+        # Several processes (accelerate launch, torchrun): the data must be there before they start,
+        # and only the main one records to W&B and writes metrics and the card.
+        if not _dataset_current(ws, settings):
+            raise MissingStepError(f"{ws.dataset} is missing or was built for other settings: run "
+                                     "`huggingtweets prepare` with the same options first, then launch the training")
+        if rank:
+            settings = dataclasses.replace(settings, wandb="disabled")
     tracker = _tracker(settings, ws, say)
     if not _dataset_current(ws, settings):
         prepare(settings, say)
@@ -167,6 +207,8 @@ def train(settings: Settings, say: Say = _say, write_card: bool = True,
         listeners = [f for f in (on_log, tracked.log if tracked else None) if f]
         metrics = train_model(settings, base, ws.dataset, ws.model, ws.checkpoints, say,
                               on_log=(lambda entry: [f(entry) for f in listeners]) if listeners else None)
+        if rank:
+            return metrics
         if tracked:
             tracked.finish_training(metrics, ws.model, _draw(settings, ws.model))
     write_json(ws.metrics, metrics)
@@ -240,7 +282,7 @@ def card(settings: Settings, say: Say = _say, repo_id: str | None = None, consen
     inputs = CardInputs(name=ws.name, specs=ws.specs, stats=by_account, metrics=metrics,
                         base_display=base["display"], base_url=base["url"], base_limitations_url=base["limitations_url"],
                         license=base["license"], repo_id=repo_id, samples=read_samples(settings) or None,
-                        wandb_links=card_links(ws.root), consent=consent)
+                        wandb_links=card_links(ws.root), consent=consent, display_names=ws.display_names())
     path = out or ws.model / "README.md"
     with atomic_write(path) as f:
         f.write(render_card(inputs))
@@ -254,7 +296,7 @@ def run(settings: Settings, say: Say = _say) -> dict[str, Any]:
     if ws.posts.exists():
         say(f"Using the posts fetched before in {ws.posts} (run `huggingtweets fetch` to fetch again)")
     else:
-        fetch(settings, say)
+        _fetch(settings, say)
     stats = prepare(settings, say)
     metrics = train(settings, say, write_card=False)  # the card comes last, with the samples' copy rate
     samples = generate(settings, say)

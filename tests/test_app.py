@@ -21,6 +21,9 @@ from conftest import REPO
 from huggingtweets.app import NO_HUB_YET, build_app, stats_frame
 from huggingtweets.cli import app_command, main
 from huggingtweets.sources.sample import sample_posts
+from test_hub import HF_TOKEN
+from test_secrets import WANDB as WANDB_KEY
+from test_x import TOKEN as X_TOKEN
 
 DEMO = REPO / "notebooks" / "huggingtweets-demo.ipynb"
 SAMPLE_COUNTS = [450, 10, 15, 425]
@@ -313,18 +316,26 @@ def test_the_demo_notebook_runs_headless(tiny_env, tmp_path, monkeypatch):
     monkeypatch.setenv("JUPYTER_PATH", str(kernel_of_this_python(tmp_path / "kernels")))
     monkeypatch.setenv("HUGGINGTWEETS_MAX_STEPS", "2")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the kernel's torch: see one_torch_thread
+    # Recognisable fake tokens, in the environment and typed into the app's password fields:
+    # the executed notebook, saved with its widget state, must hold none of them.
+    for name, secret in (("X_BEARER_TOKEN", X_TOKEN), ("HF_TOKEN", HF_TOKEN), ("WANDB_API_KEY", WANDB_KEY)):
+        monkeypatch.setenv(name, secret)
     nb = nbformat.read(DEMO, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell("import sys; print(sys.executable)"))
     nb.cells.append(nbformat.v4.new_code_cell(  # drive the app the notebook displayed, as a user's clicks would
         "app = next(v for v in Out.values() if type(v).__name__ == 'App')\n"
         "app.max_steps.value = 2\n"
+        "import os; app.x_token.value, app.hf_token.value = os.environ['X_BEARER_TOKEN'], os.environ['HF_TOKEN']\n"
         "for button in (app.fetch_button, app.train_button, app.sample_button):\n"
         "    button.click()\n"
         "    assert app.wait(300), 'still busy'\n"
-        "print('app:', app.last_error, list(app.stats_frame.iloc[:, 0]), len(app.samples))"))
+        "print('app:', app.last_error, list(app.stats_frame.iloc[:, 0]), len(app.samples), sorted(app._tokens))"))
     client = NotebookClient(nb, timeout=600, kernel_name="python3", store_widget_state=True,
                             resources={"metadata": {"path": str(tmp_path)}})
     client.execute()
+    saved = tmp_path / "executed.ipynb"
+    nbformat.write(nb, saved)
+    assert [s for s in (X_TOKEN, HF_TOKEN, WANDB_KEY) if s in saved.read_text(encoding="utf-8")] == []
 
     def text(cell):
         out = []
@@ -336,7 +347,7 @@ def test_the_demo_notebook_runs_headless(tiny_env, tmp_path, monkeypatch):
     cells = [c for c in nb.cells if c.cell_type == "code"]
     assert text(cells[-2]).strip() == sys.executable  # the kernel is this venv's Python
     # the app ran in the kernel; what its thread printed (Trainer's bars) stayed out of the cell
-    assert [o.get("text") for o in cells[-1].outputs] == [f"app: None {SAMPLE_COUNTS} 5\n"]
+    assert [o.get("text") for o in cells[-1].outputs] == [f"app: None {SAMPLE_COUNTS} 5 ['hf', 'x']\n"]
     assert "nothing to do" in text(cells[0]) and "GPU" in text(cells[1])
 
     state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]

@@ -180,4 +180,4 @@ def test_several_accounts_make_one_bot_with_stats_per_account(tmp_path, tiny_gpt
     assert table in out
     card = (bot / "model" / "README.md").read_text()
     assert table in card and f"| Tweets downloaded | 200 | 250 | 450 |" in card
-    assert "bob &amp; alice 🤖 AI Bot" in card and "@bob @alice bot" in card
+    assert "bob &#38; alice 🤖 AI Bot" in card and "@bob @alice bot" in card

@@ -22,8 +22,8 @@ CAP = 3200
 class FakeX:
     """Posts newest first; ids grow with time like X's."""
 
-    def __init__(self, server, n=250, tweet_count=None):
-        self.server = server
+    def __init__(self, server, n=250, tweet_count=None, name="jack"):
+        self.server, self.name = server, name
         self.tweets = [self.make(i) for i in range(n, 0, -1)]
         self.tweet_count = tweet_count if tweet_count is not None else n
         server.route(r"/2/users/by/username/(\w+)", self.lookup)
@@ -60,7 +60,7 @@ class FakeX:
             return Reply(200, {"errors": [{"value": m.group(1), "detail": f"Could not find user with username: [{m.group(1)}].",
                                            "title": "Not Found Error", "resource_type": "user", "parameter": "username",
                                            "type": "https://api.twitter.com/2/problems/resource-not-found"}]})
-        return Reply(200, {"data": {"id": USER_ID, "name": "jack", "username": "jack",
+        return Reply(200, {"data": {"id": USER_ID, "name": self.name, "username": "jack",
                                     "public_metrics": {"tweet_count": self.tweet_count, "followers_count": 5}}})
 
     def timeline(self, req, m):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from ..errors import SourceError
 from ..posts import Post
@@ -129,8 +129,9 @@ def open_network_source(spec: SourceSpec, settings: "Settings", say: Callable[[s
 
 
 def fetch_posts(spec: SourceSpec, settings: "Settings | None" = None, folder: Path | None = None,
-                say: Callable[[str], None] = print) -> list[Post]:
-    """All posts of one source, as the source gives them (nothing filtered yet).
+                say: Callable[[str], None] = print) -> Iterable[Post]:
+    """All posts of one source, as the source gives them (nothing filtered yet): a list,
+    or for an archive an iterator that holds them on disk until asked.
     Network sources keep their pages in `folder`, so an interrupted fetch resumes."""
     if spec.kind == "sample":
         from .sample import sample_posts
@@ -141,9 +142,9 @@ def fetch_posts(spec: SourceSpec, settings: "Settings | None" = None, folder: Pa
 
         return read_file(Path(spec.target), handle=spec.name)
     if spec.kind == "archive":
-        from .archive import read_archive
+        from .archive import iter_archive
 
-        return read_archive(Path(spec.target), handle=spec.name)
+        return iter_archive(Path(spec.target), handle=spec.name)
     if spec.kind == "snscrape":
         from .snscrape import scrape
 

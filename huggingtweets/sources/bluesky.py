@@ -112,6 +112,9 @@ class BlueskySource:
                 self.say(f"@{self.handle} has {count:,} posts on Bluesky")
         return self._profile
 
+    def display_name(self) -> str | None:
+        return self._profile.get("displayName") if self._profile else None
+
     def _page(self, cursor: str | None) -> tuple[list[Post], str | None]:
         self.profile()
         r = self.client.get(FEED, {"actor": self.handle, "limit": PAGE, "cursor": cursor,

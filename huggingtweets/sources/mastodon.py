@@ -85,6 +85,9 @@ class MastodonSource:
             self._account = data
         return self._account
 
+    def display_name(self) -> str | None:
+        return self._account.get("display_name") if self._account else None
+
     def _page(self, params: dict[str, Any]) -> tuple[list[Post], str | None]:
         """One page and the `max_id` of the page after it (None at the end)."""
         account = self.account()

@@ -113,5 +113,28 @@ def fetch_resumable(source: NetworkSource, folder: Path, max_posts: int | None =
                     break
     finally:
         bar.close()
+    name = display_name_of(source)
+    if name and state.get("display_name") != name:
+        state["display_name"] = name  # for the card's title, as the original showed it
+        write_json(state_path, state)
     everything = stored_posts(folder)
     return everything[:max_posts] if max_posts else everything
+
+
+def display_name_of(source: NetworkSource) -> str | None:
+    """The account's display name as its profile gives it, fit for one line (text from
+    a stranger: escaped wherever it is shown), or None."""
+    value = getattr(source, "display_name", lambda: None)()
+    if not isinstance(value, str):
+        return None
+    value = " ".join("".join(c for c in value if c.isprintable() or c.isspace()).split())[:80]
+    return value or None
+
+
+def stored_display_name(folder: Path) -> str | None:
+    """The display name a fetch into `folder` recorded, if any."""
+    try:
+        name = read_json(folder / "state.json").get("display_name")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return name if isinstance(name, str) and name else None

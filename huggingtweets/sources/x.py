@@ -64,6 +64,9 @@ class XSource:
                 self.say(f"@{self.handle} has {count:,} posts; the X API reaches the newest {min(count, self.reach):,}")
         return self._user
 
+    def display_name(self) -> str | None:
+        return self._user.get("name") if self._user else None
+
     def _errors(self) -> dict[int, str]:
         return {401: "the X API refused the bearer token (401): check X_BEARER_TOKEN",
                 403: f"the X API refused access to @{self.handle} (403): the account may be protected or suspended, "
