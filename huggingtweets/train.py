@@ -28,7 +28,8 @@ CPU_MAX_STEPS = 120  # keeps a CPU run to minutes (about 2 s a step for a 135M m
 
 
 # What must match for a checkpoint to be resumed (with the dataset's own fingerprint).
-FINGERPRINT = ("model", "block_size", "batch_size", "learning_rate", "epochs", "max_steps", "seed", "precision")
+FINGERPRINT = ("model", "block_size", "batch_size", "learning_rate", "epochs", "max_steps", "seed", "precision",
+               "dropout")
 RUN_FILE = "huggingtweets-run.json"
 CHECKPOINT_FILES = ("trainer_state.json", "model.safetensors", "optimizer.pt", "scheduler.pt")
 
@@ -109,6 +110,13 @@ def host_description() -> str:
     return f"CPU {cpu}, {torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()}"
 
 
+def process_rank() -> tuple[int, int]:
+    """(this process's rank, how many processes) under accelerate launch or torchrun; (0, 1) alone."""
+    import os
+
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_dir: Path,
                 checkpoints_dir: Path, say: Callable[[str], None] = print,
                 on_log: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
@@ -120,6 +128,7 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
     from transformers.trainer_callback import ProgressCallback
 
     listener = on_log
+    say_all = say
 
     class QuietProgress(ProgressCallback):
         """Trainer's progress bar, with the latest loss beside it instead of a printed dict a step."""
@@ -132,6 +141,11 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
 
     set_seed(settings.seed)
     on_gpu = torch.cuda.is_available()
+    # Under `accelerate launch` or torchrun every process runs this function; Trainer shares the
+    # batches out (DDP), and only the main process speaks and writes.
+    rank, world = process_rank()
+    if rank:
+        say = lambda _: None  # noqa: E731
 
     # Precision: measured on this machine, never assumed
     precision, why = choose_precision(settings.precision)
@@ -145,10 +159,14 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
     tokenizer = load_tokenizer(base.path)
     model = load_model(base.path)
     model.config.pad_token_id = tokenizer.pad_token_id
+    if settings.dropout != -1:  # the modules' rates, not the saved config: the model is shared as its base was
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = settings.dropout
 
     # How long: the original's 4 passes on a GPU; on a CPU fewer, and capped
     epochs = settings.epochs or (GPU_EPOCHS if on_gpu else CPU_EPOCHS)
-    steps_per_epoch = math.ceil(info.train_blocks / settings.batch_size)
+    steps_per_epoch = math.ceil(info.train_blocks / (settings.batch_size * world))
     planned = math.ceil(steps_per_epoch * epochs)
     max_steps = settings.max_steps if settings.max_steps is not None else (-1 if on_gpu else CPU_MAX_STEPS)
     steps = planned if max_steps == -1 else min(planned, max_steps)
@@ -156,7 +174,8 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
         say(f"CPU only: training capped at {steps} steps ({steps / steps_per_epoch:.1f} of {epochs:g} passes over "
             f"{info.train_blocks} blocks); use a GPU, or --max-steps -1 for the full run")
     say(f"Training {base.display} on {info.train_blocks} blocks of {info.block_size} tokens "
-        f"({info.train_posts} posts), {steps} steps at batch {settings.batch_size}")
+        f"({info.train_posts} posts), {steps} steps at batch {settings.batch_size}"
+        + (f" in each of {world} processes" if world > 1 else ""))
 
     eval_every = max(1, steps // 4)
     args = TrainingArguments(
@@ -174,6 +193,7 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
         save_steps=eval_every,
         save_total_limit=1,  # a 135M model's checkpoint with optimizer state is 1.6 GB
         logging_steps=1 if steps <= 200 else steps // 200,
+        gradient_checkpointing=settings.gradient_checkpointing,
         bf16=precision == "bf16",
         fp16=precision == "fp16",
         use_cpu=not on_gpu,
@@ -181,7 +201,7 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
         data_seed=settings.seed,
         report_to="none",
         dataloader_pin_memory=on_gpu,
-        disable_tqdm=False,
+        disable_tqdm=bool(rank),  # one progress bar, the main process's
     )
     trainer = Trainer(model=model, args=args, train_dataset=blocks["train"], eval_dataset=blocks["validation"],
                       data_collator=default_data_collator, processing_class=tokenizer)
@@ -197,13 +217,15 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
     # as after a crash or a disconnect; anything else there is stale or damaged.
     fingerprint = {"dataset": info.__dict__, "settings": {k: getattr(settings, k) for k in FINGERPRINT},
                    "steps": steps}
-    last = usable_checkpoint(checkpoints_dir, fingerprint, say)
+    with args.main_process_first(local=False, desc="checking checkpoints"):  # the main one cleans up first
+        last = usable_checkpoint(checkpoints_dir, fingerprint, say)
+        if rank == 0:
+            checkpoints_dir.mkdir(parents=True, exist_ok=True)
+            write_json(checkpoints_dir / RUN_FILE, fingerprint)
     if last:
         say(f"Resuming from {last.name}")
     elif settings.resume:
         say(f"No checkpoint of this run in {checkpoints_dir}: training from the start")
-    checkpoints_dir.mkdir(parents=True, exist_ok=True)
-    write_json(checkpoints_dir / RUN_FILE, fingerprint)
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(last) if last else None)
     train_seconds = time.perf_counter() - started
@@ -217,13 +239,21 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
     model.generation_config.update(do_sample=True, top_p=settings.top_p, temperature=settings.temperature,
                                    max_new_tokens=settings.max_new_tokens, eos_token_id=tokenizer.eos_token_id,
                                    pad_token_id=tokenizer.pad_token_id)
+    staging = checkpoints_dir / "final"
+    trainer.save_model(str(staging))  # every process takes part (FSDP gathers the weights); the main one writes
+    if rank:
+        say_all(f"Process {rank} of {world}: done")
+        return {"rank": rank}
     with atomic_dir(model_dir) as tmp:
-        trainer.save_model(str(tmp))
+        for item in staging.iterdir():
+            # Trainer's pickled arguments: the same facts are in huggingtweets.json, and a
+            # pickle is nothing to hand to people who download the model.
+            if item.name != "training_args.bin":
+                item.rename(tmp / item.name)
         tokenizer.save_pretrained(str(tmp))
-        # Trainer's pickled arguments: the same facts are in huggingtweets.json, and a
-        # pickle is nothing to hand to people who download the model.
-        (tmp / "training_args.bin").unlink(missing_ok=True)
     shutil.rmtree(checkpoints_dir, ignore_errors=True)  # the final model replaces them
+    if world > 1:
+        say_all(f"Process 0 of {world}: done")
 
     return {
         "base_model": base.hub_id or base.path,
