@@ -55,6 +55,8 @@ class Settings:
     precision: str = field(default="auto", metadata={"help": "auto (measured on this machine), fp32, bf16 or fp16."})
     dropout: float = field(default=0.0, metadata={
         "help": "Dropout while fine-tuning; 0 is faster and, on a few hundred posts, no worse; -1 keeps the model's own."})
+    freeze_embeddings: bool = field(default=False, metadata={
+        "help": "Keep the token embeddings (and a tied output layer) as they are: less memory and work a step."})
     gradient_checkpointing: bool = field(default=False, metadata={
         "help": "Recompute activations in the backward pass: less memory for big models, about a third slower."})
     resume: bool = field(default=False, metadata={

@@ -29,7 +29,7 @@ CPU_MAX_STEPS = 120  # keeps a CPU run to minutes (about 2 s a step for a 135M m
 
 # What must match for a checkpoint to be resumed (with the dataset's own fingerprint).
 FINGERPRINT = ("model", "block_size", "batch_size", "learning_rate", "epochs", "max_steps", "seed", "precision",
-               "dropout")
+               "dropout", "freeze_embeddings")
 RUN_FILE = "huggingtweets-run.json"
 CHECKPOINT_FILES = ("trainer_state.json", "model.safetensors", "optimizer.pt", "scheduler.pt")
 
@@ -159,6 +159,9 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
     tokenizer = load_tokenizer(base.path)
     model = load_model(base.path)
     model.config.pad_token_id = tokenizer.pad_token_id
+    if settings.freeze_embeddings:  # no gradient or optimizer state for the vocabulary's rows
+        model.get_input_embeddings().weight.requires_grad_(False)
+        model.get_output_embeddings().weight.requires_grad_(False)
     if settings.dropout != -1:  # the modules' rates, not the saved config: the model is shared as its base was
         for module in model.modules():
             if isinstance(module, torch.nn.Dropout):
@@ -193,6 +196,9 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
         save_steps=eval_every,
         save_total_limit=1,  # a 135M model's checkpoint with optimizer state is 1.6 GB
         logging_steps=1 if steps <= 200 else steps // 200,
+        # One fused kernel for AdamW's update, on CPU too: measured 0.04 s a step against 0.25 s for
+        # the per-tensor loop on GPT-2 124M (2-core Zen 4), an eighth of the step.
+        optim="adamw_torch_fused",
         gradient_checkpointing=settings.gradient_checkpointing,
         bf16=precision == "bf16",
         fp16=precision == "fp16",
