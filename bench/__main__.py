@@ -18,8 +18,9 @@ import json
 import os
 import platform
 import shutil
+import subprocess
+import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -28,28 +29,10 @@ import torch
 HERE = Path(__file__).resolve().parent
 
 
-def rss_mib() -> float:
+def peak_rss_gib() -> float:
+    """This process's peak resident memory so far (each section runs in a process of its own)."""
     with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
-
-
-class PeakRSS:
-    """Peak resident memory while the block runs (sampled every 20 ms)."""
-
-    def __enter__(self):
-        self.peak, self.running = rss_mib(), True
-        self.thread = threading.Thread(target=self._watch, daemon=True)
-        self.thread.start()
-        return self
-
-    def _watch(self):
-        while self.running:
-            self.peak = max(self.peak, rss_mib())
-            time.sleep(0.02)
-
-    def __exit__(self, *exc):
-        self.running = False
-        self.thread.join()
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024**2
 
 
 def matmul_gflops(dtype, seconds: float) -> float:
@@ -100,76 +83,102 @@ def batches(recipe: str, posts: list[list[int]], eos: int):
             yield ids, ids, ids.numel()
 
 
-def train_recipe(recipe: str, posts, val_ids, eos: int, seconds: float, precision: str, limits) -> dict:
+def train_recipe(recipe: str, posts, val_ids, eos: int, seconds: float, precision: str) -> dict:
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config())
+    # The original and the tutorials keep GPT-2's dropout (0.1); ours turns it off (Settings.dropout).
+    drop = 0.0 if recipe == "ours" else 0.1
+    model = GPT2LMHeadModel(GPT2Config(resid_pdrop=drop, embd_pdrop=drop, attn_pdrop=drop))
     params = sum(p.numel() for p in model.parameters())
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    # Ours uses the fused AdamW kernel, as train.py does (optim="adamw_torch_fused").
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=recipe == "ours")
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     seq = {"original": 1024, "ours": 64}.get(recipe)
     useful = steps = computed = 0
     model.train()
-    with PeakRSS() as memory:
-        source = batches(recipe, posts, eos)
-        start = time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            ids, labels, n = next(source)
-            with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
-                loss = model(input_ids=ids, labels=labels).loss
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            useful, steps, computed = useful + n, steps + 1, computed + ids.numel()
-            seq = ids.shape[1]
-        elapsed = time.perf_counter() - start
+    source = batches(recipe, posts, eos)
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        ids, labels, n = next(source)
+        with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+            loss = model(input_ids=ids, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        useful, steps, computed = useful + n, steps + 1, computed + ids.numel()
+        seq = ids.shape[1]
+    elapsed = time.perf_counter() - start
+    profile = _profile_step(model, optimizer, source, dtype) if recipe == "ours" else None
     # Model FLOPs: 6 per parameter per token, plus attention (12 * layers * width * context).
     flops_per_token = 6 * params + 12 * 12 * 768 * seq
     model.eval()
     with torch.no_grad():
         val_loss = sum(model(input_ids=b, labels=b).loss.item() for b in val_ids) / len(val_ids)
-    return {"useful_tokens_per_s": useful / elapsed, "mfu": computed / elapsed * flops_per_token / 1e9 / limits[precision],
-            "peak_rss_gib": memory.peak / 1024, "val_loss": val_loss, "steps": steps, "precision": precision,
-            "seconds": elapsed}
+    return {"useful_tokens_per_s": useful / elapsed, "model_gflops": computed / elapsed * flops_per_token / 1e9,
+            "peak_rss_gib": peak_rss_gib(), "val_loss": val_loss, "steps": steps, "precision": precision,
+            "seconds": elapsed, **({"profile": profile} if profile else {})}
+
+
+def _profile_step(model, optimizer, source, dtype) -> list[dict]:
+    """Where one training step's time goes, by op: the ten biggest, as shares of the step."""
+    from torch.profiler import ProfilerActivity, profile
+
+    ids, labels, _ = next(source)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+            loss = model(input_ids=ids, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    total = sum(e.self_cpu_time_total for e in events)
+    top = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:10]
+    return [{"op": e.key, "share": e.self_cpu_time_total / total, "calls": e.count} for e in top]
+
+
+SECTIONS = ("limit", "original", "padded", "ours", "sample", "run")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short budgets (under 5 minutes); CI may run it")
     parser.add_argument("--out", default=str(HERE / "results" / "latest.json"), help="where the JSON report goes")
+    parser.add_argument("--section", choices=SECTIONS, help=argparse.SUPPRESS)  # one part, in a process of its own
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(os.cpu_count() or 1)
-    budget = 20 if args.quick else 120
+    if args.section:
+        print(json.dumps(_section(args.section, args.quick)))
+        return
 
-    from huggingtweets import clean, models
-    from huggingtweets.sources.sample import sample_posts
+    from huggingtweets import models
+
+    # Each part in a fresh process, so each peak memory figure is that part's alone.
+    def part(name: str) -> dict:
+        done = subprocess.run([sys.executable, "-m", "bench", "--section", name] + (["--quick"] if args.quick else []),
+                              cwd=HERE.parent, capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(f"bench section {name} failed:\n{done.stderr[-3000:]}")
+        return json.loads(done.stdout.strip().splitlines()[-1])
 
     report = {"machine": {"cpu": _cpu(), "cores": os.cpu_count(), "capability": torch.backends.cpu.get_cpu_capability(),
                           "torch": torch.__version__, "python": platform.python_version(), "quick": args.quick}}
     print("measuring the matmul limit ...", flush=True)
-    report["limit_gflops"] = {"fp32": matmul_gflops(torch.float32, 2 if args.quick else 5),
-                              "bf16": matmul_gflops(torch.bfloat16, 2 if args.quick else 5)}
+    report["limit_gflops"] = part("limit")
     precision, why = models.choose_precision("auto")
     report["machine"]["precision_chosen"] = f"{precision} ({why})"
-
-    tokenizer = gpt2_tokenizer()
-    kept = [p.text for p in clean.filter_posts(sample_posts()).kept]
-    ids = [tokenizer(t)["input_ids"] for t in kept]
-    train_posts, val_posts = ids[45:], ids[:45]
-    eos = tokenizer.eos_token_id
-    val_stream = [t for p in val_posts for t in p + [eos]]
-    val_ids = [torch.tensor([val_stream[i:i + 64]]) for i in range(0, len(val_stream) - 63, 64)]
     report["train"] = {}
-    for recipe, dtype in (("original", "fp32"), ("padded", "fp32"), ("ours", precision)):
-        print(f"training recipe {recipe} ({dtype}) for {budget} s ...", flush=True)
-        report["train"][recipe] = train_recipe(recipe, train_posts, val_ids, eos, budget, dtype, report["limit_gflops"])
-
+    for recipe in ("original", "padded", "ours"):
+        print(f"training recipe {recipe} ...", flush=True)
+        result = part(recipe)
+        # Against the limit measured in this same run, in the recipe's own precision.
+        result["mfu"] = result["model_gflops"] / report["limit_gflops"][result["precision"]]
+        report["train"][recipe] = result
     print("sampling ...", flush=True)
-    report["sample"] = _sampling(tokenizer)
+    report["sample"] = part("sample")
     print("a whole run on the sample account ...", flush=True)
-    report["run"] = _run(args.quick)
+    report["run"] = part("run")
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -178,6 +187,28 @@ def main() -> None:
     out.with_suffix(".md").write_text(table + "\n")
     print(table)
     print(f"\nreport: {out}")
+
+
+def _section(name: str, quick: bool) -> dict:
+    if name == "limit":
+        return {"fp32": matmul_gflops(torch.float32, 2 if quick else 5),
+                "bf16": matmul_gflops(torch.bfloat16, 2 if quick else 5)}
+    if name == "sample":
+        return _sampling(gpt2_tokenizer())
+    if name == "run":
+        return _run(quick)
+    from huggingtweets import clean, models
+    from huggingtweets.sources.sample import sample_posts
+
+    precision = "fp32" if name != "ours" else models.choose_precision("auto")[0]
+    tokenizer = gpt2_tokenizer()
+    kept = [p.text for p in clean.filter_posts(sample_posts()).kept]
+    ids = [tokenizer(t)["input_ids"] for t in kept]
+    train_posts, val_posts = ids[45:], ids[:45]
+    eos = tokenizer.eos_token_id
+    val_stream = [t for p in val_posts for t in p + [eos]]
+    val_ids = [torch.tensor([val_stream[i:i + 64]]) for i in range(0, len(val_stream) - 63, 64)]
+    return train_recipe(name, train_posts, val_ids, eos, 20 if quick else 120, precision)
 
 
 def _cpu() -> str:
@@ -230,6 +261,9 @@ def _run(quick: bool) -> dict:
     times["sample_s"] = time.perf_counter() - mark
     times["total_s"] = time.perf_counter() - start
     times["steps"] = metrics["steps"]
+    times["base_model"] = metrics["base_model"]
+    times["precision"] = metrics["precision"]
+    times["peak_rss_gib"] = peak_rss_gib()  # the whole run, fine-tuning the default base model included
     shutil.rmtree(work, ignore_errors=True)
     return times
 
@@ -250,7 +284,12 @@ def _markdown(r: dict) -> str:
                   f"({s['batched_s'] / s['sequential_s']:.0%})",
               f"`huggingtweets run` on the sample account ({run['steps']} steps): fetch {run['fetch_s']:.1f} s, "
               f"prepare {run['prepare_s']:.1f} s, load {run['load_s']:.1f} s, train {run['train_s']:.1f} s, "
-              f"sample {run['sample_s']:.1f} s, total {run['total_s']:.0f} s"]
+              f"sample {run['sample_s']:.1f} s, total {run['total_s']:.0f} s; peak memory {run['peak_rss_gib']:.2f} GiB "
+              f"fine-tuning {run['base_model']} in {run['precision']}"]
+    profile = t["ours"].get("profile")
+    if profile:
+        lines += ["", "Where a step of *ours* goes (self time by op): " +
+                  ", ".join(f"{p['op']} {p['share']:.0%}" for p in profile[:6])]
     return "\n".join(lines)
 
 
