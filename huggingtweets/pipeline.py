@@ -195,7 +195,7 @@ def train(settings: Settings, say: Say = _say, write_card: bool = True,
         # and only the main one records to W&B and writes metrics and the card.
         if not _dataset_current(ws, settings):
             raise MissingStepError(f"{ws.dataset} is missing or was built for other settings: run "
-                                     "`huggingtweets prepare` with the same options first, then launch the training")
+                                   "`huggingtweets prepare` with the same options first, then launch the training")
         if rank:
             settings = dataclasses.replace(settings, wandb="disabled")
     tracker = _tracker(settings, ws, say)
