@@ -186,7 +186,7 @@ def train(settings: Settings, say: Say = _say, write_card: bool = True,
           on_log: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Fine-tune the base model; writes model/ (with its card) and metrics.json.
     `on_log` receives each log entry (step, loss or eval_loss, max_steps) as it happens."""
-    from .train import process_rank, train_model
+    from .train import process_rank, release_memory, train_model
 
     ws = Workspace.of(settings)
     rank, world = process_rank()
@@ -207,6 +207,7 @@ def train(settings: Settings, say: Say = _say, write_card: bool = True,
         listeners = [f for f in (on_log, tracked.log if tracked else None) if f]
         metrics = train_model(settings, base, ws.dataset, ws.model, ws.checkpoints, say,
                               on_log=(lambda entry: [f(entry) for f in listeners]) if listeners else None)
+        release_memory()
         if rank:
             return metrics
         if tracked:
