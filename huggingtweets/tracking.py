@@ -76,6 +76,7 @@ def run_config(settings, base_model: str | None = None) -> dict[str, Any]:
     config = without_home(config)  # also inside lists: a file: source's path
     if base_model:
         config["base_model"] = base_model if not Path(base_model).exists() else Path(base_model).name
+    config["learning_rate"] = settings.peak_learning_rate  # the one used, default or not
     config["versions"] = versions()
     return config
 

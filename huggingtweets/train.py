@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .dataset import DatasetInfo, load_blocks
+from .errors import SettingsError
 from .files import atomic_dir, read_json, write_json
 from .models import BaseModel, choose_precision, load_model, load_tokenizer
 from .settings import Settings
@@ -29,7 +30,7 @@ CPU_MAX_STEPS = 120  # keeps a CPU run to minutes (about 2 s a step for a 135M m
 
 # What must match for a checkpoint to be resumed (with the dataset's own fingerprint).
 FINGERPRINT = ("model", "block_size", "batch_size", "learning_rate", "epochs", "max_steps", "seed", "precision",
-               "dropout", "freeze_embeddings")
+               "dropout", "freeze_embeddings", "lora", "lora_rank")
 RUN_FILE = "huggingtweets-run.json"
 CHECKPOINT_FILES = ("trainer_state.json", "model.safetensors", "optimizer.pt", "scheduler.pt")
 
@@ -63,8 +64,11 @@ def usable_checkpoint(folder: Path, fingerprint: dict[str, Any], say: Callable[[
 def checkpoint_problem(checkpoint: Path) -> str | None:
     """Why a checkpoint cannot be trusted, or None. Checks every file without
     unpickling anything: JSON parses, the safetensors header matches the file
-    size, torch's zip archives have their central directory and good CRCs."""
-    missing = [name for name in CHECKPOINT_FILES if not (checkpoint / name).is_file()]
+    size, torch's zip archives have their central directory and good CRCs.
+    A LoRA run's checkpoints hold the adapter's weights instead of the model's."""
+    weights_name = "adapter_model.safetensors" if (checkpoint / "adapter_config.json").is_file() else "model.safetensors"
+    expected = [weights_name if name == "model.safetensors" else name for name in CHECKPOINT_FILES]
+    missing = [name for name in expected if not (checkpoint / name).is_file()]
     if missing:
         return f"{', '.join(missing)} missing (it was being written when the run stopped)"
     try:
@@ -73,19 +77,19 @@ def checkpoint_problem(checkpoint: Path) -> str | None:
             return "trainer_state.json does not match the checkpoint's step"
     except (OSError, ValueError, AttributeError):
         return "trainer_state.json is damaged"
-    weights = checkpoint / "model.safetensors"
+    weights = checkpoint / weights_name
     try:
         size = weights.stat().st_size
         with open(weights, "rb") as f:
             header_len = int.from_bytes(f.read(8), "little")
             if not 0 < header_len <= size - 8:
-                return "model.safetensors is damaged"
+                return f"{weights_name} is damaged"
             header = json.loads(f.read(header_len))
         end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
         if 8 + header_len + end != size:
-            return "model.safetensors is cut short"
+            return f"{weights_name} is cut short"
     except (OSError, ValueError, KeyError, TypeError, IndexError):
-        return "model.safetensors is damaged"
+        return f"{weights_name} is damaged"
     for name in ("optimizer.pt", "scheduler.pt"):
         try:
             with zipfile.ZipFile(checkpoint / name) as z:
@@ -180,6 +184,18 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
         for module in model.modules():
             if isinstance(module, torch.nn.Dropout):
                 module.p = settings.dropout
+    if settings.lora:
+        # Low-rank adapters on every linear layer, the base weights frozen: no gradient or optimizer
+        # state for them, so a model several times larger fits the same memory. Merged back at the end.
+        try:
+            from peft import LoraConfig, get_peft_model
+        except ImportError:
+            raise SettingsError("--lora needs peft: pip install 'huggingtweets[lora]'") from None
+        model = get_peft_model(model, LoraConfig(r=settings.lora_rank, lora_alpha=2 * settings.lora_rank,
+                                                 target_modules="all-linear", lora_dropout=0.0, task_type="CAUSAL_LM"))
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        say(f"LoRA rank {settings.lora_rank}: training {trainable:,} of "
+            f"{sum(p.numel() for p in model.parameters()):,} weights")
 
     # How long: the original's 4 passes on a GPU; on a CPU fewer, and capped
     epochs = settings.epochs or (GPU_EPOCHS if on_gpu else CPU_EPOCHS)
@@ -199,7 +215,7 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
         output_dir=str(checkpoints_dir),
         per_device_train_batch_size=settings.batch_size,
         per_device_eval_batch_size=settings.batch_size,
-        learning_rate=settings.learning_rate,
+        learning_rate=settings.peak_learning_rate,
         lr_scheduler_type="cosine",
         warmup_steps=0.1,
         num_train_epochs=epochs,
@@ -214,6 +230,7 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
         # the per-tensor loop on GPT-2 124M (2-core Zen 4), an eighth of the step.
         optim="adamw_torch_fused",
         gradient_checkpointing=settings.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False},  # works with frozen inputs (LoRA, frozen embeddings)
         bf16=precision == "bf16",
         fp16=precision == "fp16",
         use_cpu=not on_gpu,
@@ -265,11 +282,14 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
         say_all(f"Process {rank} of {world}: done")
         return {"rank": rank}
     with atomic_dir(model_dir) as tmp:
-        for item in staging.iterdir():
-            # Trainer's pickled arguments: the same facts are in huggingtweets.json, and a
-            # pickle is nothing to hand to people who download the model.
-            if item.name != "training_args.bin":
-                item.rename(tmp / item.name)
+        if settings.lora:  # the adapters merged into the weights: a plain model that pipeline() loads without peft
+            trainer.model.merge_and_unload().save_pretrained(str(tmp))
+        else:
+            for item in staging.iterdir():
+                # Trainer's pickled arguments: the same facts are in huggingtweets.json, and a
+                # pickle is nothing to hand to people who download the model.
+                if item.name != "training_args.bin":
+                    item.rename(tmp / item.name)
         tokenizer.save_pretrained(str(tmp))
     shutil.rmtree(checkpoints_dir, ignore_errors=True)  # the final model replaces them
     if world > 1:
@@ -289,6 +309,7 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
         "epochs": trainer.state.epoch,
         "precision": precision,
         "precision_reason": why,
+        "learning_rate": settings.peak_learning_rate,
         "host": host_description(),
         "dataset": info.__dict__,
         "sources": list(settings.sources),

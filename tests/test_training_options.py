@@ -23,3 +23,39 @@ def test_frozen_embeddings_are_saved_as_the_base_had_them(tmp_path, tiny_gpt2):
 def test_a_bad_dropout_is_refused(dropout):
     with pytest.raises(SettingsError, match="dropout must be"):
         ht.Settings(dropout=dropout)
+
+
+def test_lora_trains_adapters_and_saves_a_plain_merged_model(tmp_path, tiny_gpt2, capsys):
+    from transformers import pipeline
+
+    settings = ht.Settings(sources=["sample"], model=str(tiny_gpt2), work=tmp_path / "work", max_steps=3,
+                           lora=True, lora_rank=4, learning_rate=1e-2)
+    metrics = ht.train(settings, write_card=False)
+    assert "LoRA rank 4: training 4,096 of " in capsys.readouterr().out
+    assert metrics["eval_loss_after"] < metrics["eval_loss_before"]
+    folder = tmp_path / "work" / "sample" / "model"
+    assert not (folder / "adapter_config.json").exists()  # merged: loads without peft
+    tuned = load_file(folder / "model.safetensors")
+    base = load_file(tiny_gpt2 / "model.safetensors")
+    assert tuned.keys() == base.keys()
+    assert not (tuned["transformer.h.0.attn.c_attn.weight"] == base["transformer.h.0.attn.c_attn.weight"]).all()
+    assert pipeline("text-generation", model=str(folder))("My dream is", max_new_tokens=2)[0]["generated_text"]
+
+
+def test_an_interrupted_lora_run_resumes_from_its_adapter_checkpoint(tmp_path, tiny_gpt2, capsys):
+    from huggingtweets.train import checkpoint_problem
+
+    settings = ht.Settings(sources=["sample"], model=str(tiny_gpt2), work=tmp_path / "work", max_steps=6,
+                           lora=True, lora_rank=4)
+
+    def stop(entry):
+        if entry.get("step") == 4 and "loss" in entry:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ht.train(settings, on_log=stop, write_card=False)
+    (checkpoint,) = (tmp_path / "work" / "sample" / "checkpoints").glob("checkpoint-*")
+    assert (checkpoint / "adapter_model.safetensors").is_file() and checkpoint_problem(checkpoint) is None
+    capsys.readouterr()
+    metrics = ht.train(settings, write_card=False)
+    assert f"Resuming from {checkpoint.name}" in capsys.readouterr().out and metrics["steps"] == 6
