@@ -118,6 +118,17 @@ def _as_text(value: str) -> str:
     return "".join(f"&#{ord(c)};" if c in TEXT_SPECIALS else c for c in value)
 
 
+def _how(metrics: dict[str, Any]) -> str:
+    """How the weights were trained, where it is not the usual full fine-tuning."""
+    settings = metrics.get("settings", {})
+    if settings.get("lora"):
+        return (f", with LoRA adapters (rank {settings.get('lora_rank')}) on every linear layer, merged into the "
+                "weights")
+    if settings.get("freeze_embeddings"):
+        return ", with the token embeddings kept as they were"
+    return ""
+
+
 def render_card(c: CardInputs) -> str:
     repo_id = c.repo_id or f"huggingtweets/{c.name}"
     m = c.metrics
@@ -166,7 +177,7 @@ def render_card(c: CardInputs) -> str:
     parts += [
         "## Training procedure",
         "",
-        f"The model is based on a pre-trained {base} which is fine-tuned on {owner}.",
+        f"The model is based on a pre-trained {base} which is fine-tuned on {owner}" + _how(m) + ".",
         "",
     ]
     if "eval_perplexity_after" in m:

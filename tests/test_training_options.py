@@ -30,11 +30,13 @@ def test_lora_trains_adapters_and_saves_a_plain_merged_model(tmp_path, tiny_gpt2
 
     settings = ht.Settings(sources=["sample"], model=str(tiny_gpt2), work=tmp_path / "work", max_steps=3,
                            lora=True, lora_rank=4, learning_rate=1e-2)
-    metrics = ht.train(settings, write_card=False)
+    metrics = ht.train(settings)
     assert "LoRA rank 4: training 4,096 of " in capsys.readouterr().out
     assert metrics["eval_loss_after"] < metrics["eval_loss_before"]
     folder = tmp_path / "work" / "sample" / "model"
     assert not (folder / "adapter_config.json").exists()  # merged: loads without peft
+    assert "with LoRA adapters (rank 4) on every linear layer, merged into the weights." in \
+        (folder / "README.md").read_text(encoding="utf-8")
     tuned = load_file(folder / "model.safetensors")
     base = load_file(tiny_gpt2 / "model.safetensors")
     assert tuned.keys() == base.keys()
