@@ -290,6 +290,9 @@ class _TextParser(HTMLParser):
         return re.sub(r"\n{3,}", "\n\n", joined).strip()
 
 
+UNCLOSED_TAG = re.compile(r"<(?![^<>]*>)")
+
+
 def html_to_text(html: str) -> str:
     """Plain text from a status's HTML: paragraphs and <br> become line breaks,
     mentions `@user`, hashtags `#tag`, links their full URL, entities unescaped.
@@ -298,7 +301,9 @@ def html_to_text(html: str) -> str:
         return ""
     try:
         parser = _TextParser()
-        parser.feed(html)
+        # A `<` that opens no complete tag is text, as a browser shows it; escaped first, because
+        # html.parser rescans an unclosed tag on every `<` after it (quadratic: "<a" * 100,000 took 33 s).
+        parser.feed(UNCLOSED_TAG.sub("&lt;", html))
         return parser.text()
     except Exception:  # noqa: BLE001 - any input string must give some text
         return unescape(re.sub(r"<[^>]*>?", " ", html)).strip()
