@@ -4,6 +4,7 @@ import, so HUGGINGTWEETS_MODEL and HUGGINGTWEETS_WORK set in a notebook count.""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -105,6 +106,8 @@ class Settings:
             (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}"),
             (self.dropout == -1 or 0 <= self.dropout < 1, "dropout must be from 0 up to (not including) 1, or -1"),
             (self.lora_rank >= 1, "lora_rank must be at least 1"),
+            (not self.lora or importlib.util.find_spec("peft") is not None,
+             "--lora needs peft: pip install 'huggingtweets[lora]'"),
             (self.wandb in ("auto", "online", "offline", "disabled"), "wandb must be auto, online, offline or disabled"),
             (self.num_samples >= 1, "num_samples must be at least 1"),
             (self.max_new_tokens >= 1, "max_new_tokens must be at least 1"),
