@@ -388,6 +388,14 @@ class _Text:
         self.read_bytes += len(data)
         return True
 
+    def skip_space(self, pos: int) -> int:
+        """The position of the next character after whitespace from `pos`, reading more as needed
+        (len(buf) at the end of the file)."""
+        while True:
+            pos = _SPACE.match(self.buf, pos).end()
+            if pos < len(self.buf) or not self.more():
+                return pos
+
     def drop(self, pos: int) -> int:
         """Forget buf up to pos (parsed); returns the new position of what was at pos."""
         newlines = self.buf.count("\n", 0, pos)
@@ -405,10 +413,7 @@ def _entries(text: _Text, pos: int) -> Iterator[Any]:
     """The list's entries from `pos` (just after its `[`), checked as strictly as
     json.loads checks the whole list: commas between, nothing after but `;`."""
     box, name = text.box, text.name
-    while True:
-        pos = _SPACE.match(text.buf, pos).end()
-        if pos < len(text.buf) or not text.more():
-            break
+    pos = text.skip_space(pos)
     if text.buf.startswith("]", pos):
         pos += 1
     else:
@@ -427,26 +432,18 @@ def _entries(text: _Text, pos: int) -> Iterator[Any]:
                     want = len(text.buf) - pos
                     while len(text.buf) - pos < 2 * want and text.more():
                         pass
-                except ValueError as e:  # a number of more than 4,300 digits
-                    raise _json_error(box, name, e) from None
-                except RecursionError as e:
+                except (ValueError, RecursionError) as e:  # a number of more than 4,300 digits, deep nesting
                     raise _json_error(box, name, e) from None
             if _SURROGATE.search(text.buf, pos, end):
                 entry = _without_surrogates(entry)
             yield entry
             pos = end
-            while True:
-                pos = _SPACE.match(text.buf, pos).end()
-                if pos < len(text.buf) or not text.more():
-                    break
+            pos = text.skip_space(pos)
             if pos > 1 << 20:
                 pos = text.drop(pos)
             if text.buf.startswith(",", pos):
                 pos += 1
-                while True:
-                    pos = _SPACE.match(text.buf, pos).end()
-                    if pos < len(text.buf) or not text.more():
-                        break
+                pos = text.skip_space(pos)
                 continue
             if text.buf.startswith("]", pos):
                 pos += 1

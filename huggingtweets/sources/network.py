@@ -29,6 +29,9 @@ class NetworkSource(Protocol):
     def newer(self, newest: Post, known: set[str]) -> Iterator[list[Post]]:
         """Pages of posts newer than `newest` (ids in `known` are already stored)."""
 
+    def display_name(self) -> str | None:
+        """The name the account's profile shows, once a page has been fetched (None before)."""
+
 
 def follow_cursor(page: Callable[[str | None], tuple[list[Post], str | None]], cursor: str | None,
                   on_repeat: Callable[[], None]) -> Iterator[tuple[list[Post], str | None]]:
@@ -124,7 +127,7 @@ def fetch_resumable(source: NetworkSource, folder: Path, max_posts: int | None =
 def display_name_of(source: NetworkSource) -> str | None:
     """The account's display name as its profile gives it, fit for one line (text from
     a stranger: escaped wherever it is shown), or None."""
-    value = getattr(source, "display_name", lambda: None)()
+    value = source.display_name()
     if not isinstance(value, str):
         return None
     value = " ".join("".join(c for c in value if c.isprintable() or c.isspace()).split())[:80]
