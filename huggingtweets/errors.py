@@ -31,3 +31,7 @@ class SettingsError(HuggingtweetsError):
 
 class MissingStepError(HuggingtweetsError):
     """A step needs the output of an earlier one that is not there."""
+
+
+class OutOfMemoryError(HuggingtweetsError):
+    """Training does not fit the accelerator's memory with these settings."""

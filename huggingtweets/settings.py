@@ -64,6 +64,9 @@ class Settings:
     lora_rank: int = field(default=16, metadata={"help": "Rank of the LoRA adapters."})
     gradient_checkpointing: bool = field(default=False, metadata={
         "help": "Recompute activations in the backward pass: less memory for big models, about a third slower."})
+    no_checkpoints: bool = field(default=False, metadata={
+        "help": "Save no checkpoints while training: for big models (gpt2-large's is 9 GB with its optimizer state), "
+                "but nothing to resume from after a crash."})
     resume: bool = field(default=False, metadata={
         "help": "Resume training from the last checkpoint (done anyway when a whole checkpoint of the same run is there)."})
     seed: int = field(default=42, metadata={"help": "Seed for shuffling, training and sampling."})

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .dataset import DatasetInfo, load_blocks
-from .errors import SettingsError
+from .errors import OutOfMemoryError, SettingsError
 from .files import atomic_dir, read_json, write_json
 from .models import BaseModel, choose_precision, load_model, load_tokenizer
 from .settings import Settings
@@ -128,6 +128,21 @@ def release_memory() -> None:
         pass
 
 
+def _out_of_memory(settings: Settings, base: BaseModel, on_gpu: bool) -> OutOfMemoryError:
+    """What to change when training does not fit, cheapest first (checkpoints made so far are kept)."""
+    import torch
+
+    where = f"the memory of the {torch.cuda.get_device_name()}" if on_gpu else "the accelerator's memory"
+    tries = [f"--batch-size {max(1, settings.batch_size // 2)}"] if settings.batch_size > 1 else []
+    if not settings.gradient_checkpointing:
+        tries.append("--gradient-checkpointing")
+    if not settings.lora:
+        tries.append("--lora")
+    tries.append("a smaller --model")
+    return OutOfMemoryError(f"training {base.display} does not fit {where}: try {', '.join(tries[:-1])} or {tries[-1]}"
+                            if len(tries) > 1 else f"training {base.display} does not fit {where}: try {tries[0]}")
+
+
 def process_rank() -> tuple[int, int]:
     """(this process's rank, how many processes) under accelerate launch or torchrun; (0, 1) alone."""
     import os
@@ -204,8 +219,11 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
     max_steps = settings.max_steps if settings.max_steps is not None else (-1 if on_gpu else CPU_MAX_STEPS)
     steps = planned if max_steps == -1 else min(planned, max_steps)
     if steps < planned:
-        say(f"CPU only: training capped at {steps} steps ({steps / steps_per_epoch:.1f} of {epochs:g} passes over "
-            f"{info.train_blocks} blocks); use a GPU, or --max-steps -1 for the full run")
+        share = f"{steps / steps_per_epoch:.1f} of {epochs:g} passes over {info.train_blocks} blocks"
+        if settings.max_steps is None:
+            say(f"CPU only: training capped at {steps} steps ({share}); use a GPU, or --max-steps -1 for the full run")
+        else:
+            say(f"Training capped at {steps} steps by --max-steps ({share})")
     say(f"Training {base.display} on {info.train_blocks} blocks of {info.block_size} tokens "
         f"({info.train_posts} posts), {steps} steps at batch {settings.batch_size}"
         + (f" in each of {world} processes" if world > 1 else ""))
@@ -222,7 +240,7 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
         max_steps=steps,
         eval_strategy="steps",
         eval_steps=eval_every,
-        save_strategy="steps",
+        save_strategy="no" if settings.no_checkpoints else "steps",
         save_steps=eval_every,
         save_total_limit=1,  # a 135M model's checkpoint with optimizer state is 1.6 GB
         logging_steps=1 if steps <= 200 else steps // 200,
@@ -246,7 +264,10 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
     trainer.add_callback(QuietProgress())
 
     # Perplexity on held-out posts, before
-    before = trainer.evaluate()
+    try:
+        before = trainer.evaluate()
+    except torch.OutOfMemoryError:
+        raise _out_of_memory(settings, base, on_gpu) from None
     say(f"Validation perplexity before training: {math.exp(before['eval_loss']):.1f}")
 
     # Train (from the last checkpoint when resuming)
@@ -264,11 +285,14 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
     elif settings.resume:
         say(f"No checkpoint of this run in {checkpoints_dir}: training from the start")
     started = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=str(last) if last else None)
-    train_seconds = time.perf_counter() - started
+    try:
+        result = trainer.train(resume_from_checkpoint=str(last) if last else None)
+        train_seconds = time.perf_counter() - started
 
-    # Perplexity, after
-    after = trainer.evaluate()
+        # Perplexity, after
+        after = trainer.evaluate()
+    except torch.OutOfMemoryError:
+        raise _out_of_memory(settings, base, on_gpu) from None
     say(f"Validation perplexity after training: {math.exp(after['eval_loss']):.1f} (before: "
         f"{math.exp(before['eval_loss']):.1f}), {train_seconds:.0f} s of training")
 

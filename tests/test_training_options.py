@@ -61,3 +61,39 @@ def test_an_interrupted_lora_run_resumes_from_its_adapter_checkpoint(tmp_path, t
     capsys.readouterr()
     metrics = ht.train(settings, write_card=False)
     assert f"Resuming from {checkpoint.name}" in capsys.readouterr().out and metrics["steps"] == 6
+
+
+def test_no_checkpoints_saves_none_while_training(tmp_path, tiny_gpt2, capsys):
+    settings = ht.Settings(sources=["sample"], model=str(tiny_gpt2), work=tmp_path / "work", max_steps=4,
+                           no_checkpoints=True)
+    checkpoints = tmp_path / "work" / "sample" / "checkpoints"
+    seen = []
+    ht.train(settings, on_log=lambda entry: seen.extend(checkpoints.glob("checkpoint-*")), write_card=False)
+    assert seen == [] and (tmp_path / "work" / "sample" / "model" / "model.safetensors").is_file()
+    # a cap the user set is named as theirs, not as the CPU's
+    assert "Training capped at 4 steps by --max-steps (0.2 of 2 passes over 129 blocks)" in capsys.readouterr().out
+    # and without the option, the same run saves one at each evaluation (every step of 4)
+    ht.train(ht.Settings(sources=["sample"], model=str(tiny_gpt2), work=tmp_path / "work2", max_steps=4),
+             on_log=lambda entry: seen.extend(p.name for p in (tmp_path / "work2" / "sample" / "checkpoints")
+                                              .glob("checkpoint-*")), write_card=False)
+    assert "checkpoint-3" in seen
+
+
+def test_running_out_of_accelerator_memory_is_one_line_that_says_what_to_try(tmp_path, tiny_gpt2):
+    """Raised by the allocator mid-step (torch.OutOfMemoryError), as on a GPU that is too small;
+    the CLI prints HuggingtweetsError messages as one line."""
+    import torch
+
+    def too_big(entry):
+        if entry.get("step") == 2 and "loss" in entry:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB.")
+
+    settings = ht.Settings(sources=["sample"], model=str(tiny_gpt2), work=tmp_path / "work", max_steps=4)
+    with pytest.raises(ht.errors.OutOfMemoryError) as raised:
+        ht.train(settings, on_log=too_big, write_card=False)
+    assert str(raised.value) == (f"training {tiny_gpt2.name} does not fit the accelerator's memory: try "
+                                 "--batch-size 4, --gradient-checkpointing, --lora or a smaller --model")
+    assert not (tmp_path / "work" / "sample" / "model").exists()
+    with pytest.raises(ht.errors.OutOfMemoryError, match=r"try --lora or a smaller --model$"):
+        ht.train(ht.Settings(sources=["sample"], model=str(tiny_gpt2), work=tmp_path / "work", max_steps=4,
+                             batch_size=1, gradient_checkpointing=True), on_log=too_big, write_card=False)
