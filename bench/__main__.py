@@ -162,13 +162,20 @@ SECTIONS = ("limit", *RECIPES, "sample", "run")
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short budgets (under 5 minutes); CI may run it")
-    parser.add_argument("--out", default=str(HERE / "results" / "latest.json"), help="where the JSON report goes")
+    parser.add_argument("--out", help="where the JSON report goes (default: bench/results/latest.json, "
+                                      "with --gpu bench/results/gpu.json)")
+    parser.add_argument("--gpu", action="store_true", help="the GPU targets instead (bench/gpu.py): needs a CUDA GPU")
     parser.add_argument("--section", choices=SECTIONS, help=argparse.SUPPRESS)  # one part, in a process of its own
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(os.cpu_count() or 1)
     if args.section:
         print(json.dumps(_section(args.section, args.quick)))
+        return
+    if args.gpu:
+        from bench import gpu
+
+        gpu.main(args.quick, Path(args.out or HERE / "results" / "gpu.json"))
         return
 
     from huggingtweets import models
@@ -199,7 +206,7 @@ def main() -> None:
     print("a whole run on the sample account ...", flush=True)
     report["run"] = part("run")
 
-    out = Path(args.out)
+    out = Path(args.out or HERE / "results" / "latest.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     table = _markdown(report)
