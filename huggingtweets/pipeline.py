@@ -248,7 +248,7 @@ def _draw(settings: Settings, model_dir: Path, training_texts: list[str] | None 
     """Samples from the saved bot with the run's sampling settings."""
     from .generate import generate as sample_from, load_bot
 
-    model, tokenizer = load_bot(model_dir)
+    model, tokenizer = load_bot(model_dir, settings.precision)
     return sample_from(model, tokenizer, prompt=settings.prompt, num_samples=settings.num_samples,
                        max_new_tokens=settings.max_new_tokens, top_p=settings.top_p,
                        temperature=settings.temperature, seed=settings.seed, training_texts=training_texts)

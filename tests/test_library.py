@@ -24,3 +24,18 @@ def test_the_readme_steps_work_from_python_and_can_be_called_again(tmp_path, tin
     model, tokenizer = ht.load_bot(card.parent)
     more = ht.generate_samples(model, tokenizer, "My dream is", num_samples=3, max_new_tokens=5)
     assert [s.text.startswith("My dream is") for s in more] == [True] * 3
+
+
+def test_the_bot_samples_in_the_precision_training_would_choose(tiny_gpt2):
+    """Sampling reads every weight once a token: in bf16 where this host runs it natively, else fp32;
+    --precision fp32 keeps fp32."""
+    import torch
+
+    from huggingtweets.models import choose_precision
+
+    chosen = choose_precision("auto")[0]
+    model, tokenizer = ht.load_bot(tiny_gpt2)
+    assert model.dtype == (torch.bfloat16 if chosen == "bf16" else torch.float32) and not model.training
+    assert ht.load_bot(tiny_gpt2, "fp32")[0].dtype == torch.float32
+    (sample,) = ht.generate_samples(model, tokenizer, "My dream is", num_samples=1, max_new_tokens=5)
+    assert sample.text.startswith("My dream is") and len(sample.text) > len("My dream is")
