@@ -1,0 +1,37 @@
+"""bench --gpu's plumbing, on the CPU: with BENCH_GPU_TINY it runs every part on tiny
+models with no cap, so the GPU bench cannot rot between the sessions that have a GPU."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+
+def bench(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=900, env={**os.environ, **env})
+
+
+def test_the_gpu_bench_without_a_gpu_says_so_in_one_line():
+    done = bench("--gpu")
+    assert done.returncode == 1 and done.stderr.strip().splitlines()[-1] == \
+        "python -m bench --gpu needs a CUDA GPU; without one, run python -m bench"
+
+
+@pytest.mark.slow
+def test_the_gpu_bench_runs_every_part_and_writes_its_report(tmp_path):
+    done = bench("--gpu", "--quick", "--out", str(tmp_path / "gpu.json"), BENCH_GPU_TINY="1")
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((tmp_path / "gpu.json").read_text())
+    assert report["setup"]["posts"] == 3200
+    gpt2 = report["gpt2"]
+    assert gpt2["posts"] == 3200 and gpt2["kept"] == 3043 and gpt2["train_blocks"] == 852 and gpt2["steps"] == 4
+    for recipe in ("large-original", "large-ours", "large-checkpointing", "large-lora"):
+        assert report[recipe]["fits"] and report[recipe]["steps"] == 2, recipe
+    table = (tmp_path / "gpu.md").read_text()
+    assert "GPT-2 124M on 3,200 posts (3,043 kept, 852 blocks), 4 steps" in table
+    assert "| original | yes | - |" in table and "| lora | yes | - |" in table
