@@ -113,8 +113,10 @@ def serve_app(port: int) -> int:
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
+    # `is`, not `in (None, False)`: 0 == False, and --min-chars 0 or --checkpoint-minutes 0 are real values
     given = {f.name: getattr(args, f.name) for f in fields(Settings)
-             if f.name != "sources" and not f.metadata.get("secret") and getattr(args, f.name, None) not in (None, False)}
+             if f.name != "sources" and not f.metadata.get("secret")
+             and getattr(args, f.name, None) is not None and getattr(args, f.name, None) is not False}
     return Settings(sources=args.sources or ["sample"], **given)
 
 

@@ -93,7 +93,7 @@ def test_a_step_alone_runs_the_steps_before_it(tmp_path, tiny_gpt2, capsys):
 def test_generate_is_reproducible_with_a_seed_and_resume_continues_training(tmp_path, tiny_gpt2, capsys, monkeypatch):
     from transformers import Trainer
 
-    args = ["--model", str(tiny_gpt2), "--max-steps", "8"]
+    args = ["--model", str(tiny_gpt2), "--max-steps", "8", "--checkpoint-minutes", "0"]
     real_step = Trainer.training_step
     calls = []
 
@@ -181,3 +181,12 @@ def test_several_accounts_make_one_bot_with_stats_per_account(tmp_path, tiny_gpt
     card = (bot / "model" / "README.md").read_text()
     assert table in card and f"| Tweets downloaded | 200 | 250 | 450 |" in card
     assert "bob &#38; alice 🤖 AI Bot" in card and "@bob @alice bot" in card
+
+
+def test_a_zero_on_the_command_line_is_a_value_not_a_missing_option():
+    from huggingtweets.cli import build_parser, settings_from_args
+
+    settings = settings_from_args(build_parser().parse_args(
+        ["train", "--min-chars", "0", "--checkpoint-minutes", "0", "--warn-chars", "0"]))
+    assert (settings.min_chars, settings.checkpoint_minutes, settings.warn_chars) == (0, 0, 0)
+    assert settings_from_args(build_parser().parse_args(["train"])).checkpoint_minutes == 2

@@ -87,7 +87,7 @@ def test_kill_during_prepare_leaves_nothing_half_written(tmp_path, tiny_gpt2):
 
 def test_kill_during_training_then_the_same_command_resumes(tmp_path, tiny_gpt2):
     args = ["train", "--model", str(tiny_gpt2), "--max-steps", "200", "--epochs", "20", "--batch-size", "4",
-            "--block-size", "32"]
+            "--block-size", "32", "--checkpoint-minutes", "0"]
     bot = tmp_path / "work" / "sample"
     finish("prepare", "--model", str(tiny_gpt2), "--block-size", "32")
     proc = start(*args)
@@ -125,7 +125,7 @@ def checkpoint(tmp_path, tiny_gpt2):
 
     Trainer.training_step = stop_after_3
     try:
-        assert main(["train", "--model", str(tiny_gpt2), "--max-steps", "8"]) == 130
+        assert main(["train", "--model", str(tiny_gpt2), "--max-steps", "8", "--checkpoint-minutes", "0"]) == 130
     finally:
         Trainer.training_step = real
     return tmp_path / "work" / "sample" / "checkpoints" / "checkpoint-2"

@@ -48,7 +48,7 @@ def test_an_interrupted_lora_run_resumes_from_its_adapter_checkpoint(tmp_path, t
     from huggingtweets.train import checkpoint_problem
 
     settings = ht.Settings(sources=["sample"], model=str(tiny_gpt2), work=tmp_path / "work", max_steps=6,
-                           lora=True, lora_rank=4)
+                           lora=True, lora_rank=4, checkpoint_minutes=0)
 
     def stop(entry):
         if entry.get("step") == 4 and "loss" in entry:
@@ -63,20 +63,23 @@ def test_an_interrupted_lora_run_resumes_from_its_adapter_checkpoint(tmp_path, t
     assert f"Resuming from {checkpoint.name}" in capsys.readouterr().out and metrics["steps"] == 6
 
 
-def test_no_checkpoints_saves_none_while_training(tmp_path, tiny_gpt2, capsys):
-    settings = ht.Settings(sources=["sample"], model=str(tiny_gpt2), work=tmp_path / "work", max_steps=4,
-                           no_checkpoints=True)
-    checkpoints = tmp_path / "work" / "sample" / "checkpoints"
+def checkpoints_seen(tmp_path, tiny_gpt2, name: str, **options) -> list[str]:
+    """The checkpoints there at any moment of a 4-step run (one evaluation a step)."""
+    folder = tmp_path / name / "sample" / "checkpoints"
     seen = []
-    ht.train(settings, on_log=lambda entry: seen.extend(checkpoints.glob("checkpoint-*")), write_card=False)
-    assert seen == [] and (tmp_path / "work" / "sample" / "model" / "model.safetensors").is_file()
+    ht.train(ht.Settings(sources=["sample"], model=str(tiny_gpt2), work=tmp_path / name, max_steps=4, **options),
+             on_log=lambda entry: seen.extend(p.name for p in folder.glob("checkpoint-*")), write_card=False)
+    assert (tmp_path / name / "sample" / "model" / "model.safetensors").is_file()
+    return seen
+
+
+def test_checkpoints_are_saved_at_evaluations_but_not_more_often_than_asked(tmp_path, tiny_gpt2, capsys):
+    assert "checkpoint-3" in checkpoints_seen(tmp_path, tiny_gpt2, "every", checkpoint_minutes=0)
+    # the default, 2 minutes: a run this short saves none, and neither does --no-checkpoints
+    assert checkpoints_seen(tmp_path, tiny_gpt2, "default") == []
+    assert checkpoints_seen(tmp_path, tiny_gpt2, "none", no_checkpoints=True, checkpoint_minutes=0) == []
     # a cap the user set is named as theirs, not as the CPU's
     assert "Training capped at 4 steps by --max-steps (0.2 of 2 passes over 129 blocks)" in capsys.readouterr().out
-    # and without the option, the same run saves one at each evaluation (every step of 4)
-    ht.train(ht.Settings(sources=["sample"], model=str(tiny_gpt2), work=tmp_path / "work2", max_steps=4),
-             on_log=lambda entry: seen.extend(p.name for p in (tmp_path / "work2" / "sample" / "checkpoints")
-                                              .glob("checkpoint-*")), write_card=False)
-    assert "checkpoint-3" in seen
 
 
 def test_running_out_of_accelerator_memory_is_one_line_that_says_what_to_try(tmp_path, tiny_gpt2):
