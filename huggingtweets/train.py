@@ -8,6 +8,7 @@ DataCollatorForLanguageModeling would mask it wherever pad == eos.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import platform
@@ -243,6 +244,9 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
         + (f" in each of {world} processes" if world > 1 else ""))
 
     eval_every = max(1, steps // 4)
+    # transformers renamed gradient_checkpointing (a FutureWarning on every run); older 5.x lacks the new name
+    checkpointing = ("activation_checkpointing" if "activation_checkpointing" in
+                     {f.name for f in dataclasses.fields(TrainingArguments)} else "gradient_checkpointing")
     args = TrainingArguments(
         output_dir=str(checkpoints_dir),
         per_device_train_batch_size=settings.batch_size,
@@ -261,8 +265,8 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
         # One fused kernel for AdamW's update, on CPU too: measured 0.04 s a step against 0.25 s for
         # the per-tensor loop on GPT-2 124M (2-core Zen 4), an eighth of the step.
         optim="adamw_torch_fused",
-        gradient_checkpointing=settings.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False},  # works with frozen inputs (LoRA, frozen embeddings)
+        # use_reentrant=False works with frozen inputs (LoRA, frozen embeddings)
+        **{checkpointing: settings.gradient_checkpointing, f"{checkpointing}_kwargs": {"use_reentrant": False}},
         bf16=precision == "bf16",
         fp16=precision == "fp16",
         use_cpu=not on_gpu,

@@ -100,3 +100,22 @@ def test_running_out_of_accelerator_memory_is_one_line_that_says_what_to_try(tmp
     with pytest.raises(ht.errors.OutOfMemoryError, match=r"try --lora or a smaller --model$"):
         ht.train(ht.Settings(sources=["sample"], model=str(tiny_gpt2), work=tmp_path / "work", max_steps=4,
                              batch_size=1, gradient_checkpointing=True), on_log=too_big, write_card=False)
+
+
+def test_gradient_checkpointing_is_turned_on_in_the_model_without_a_deprecation_warning(tmp_path, tiny_gpt2,
+                                                                                      monkeypatch, recwarn):
+    from transformers import PreTrainedModel
+
+    real = PreTrainedModel.activation_checkpointing_enable
+    calls = []
+
+    def recorded(self, *args, **kwargs):
+        calls.append(kwargs)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(PreTrainedModel, "activation_checkpointing_enable", recorded)
+    metrics = ht.train(ht.Settings(sources=["sample"], model=str(tiny_gpt2), work=tmp_path / "work", max_steps=2,
+                                   gradient_checkpointing=True), say=lambda _: None, write_card=False)
+    assert metrics["steps"] == 2 and len(calls) == 1
+    assert "use_reentrant" in str(calls[0]) and "False" in str(calls[0])
+    assert not [w for w in recwarn if "checkpointing" in str(w.message) and "deprecated" in str(w.message)]
