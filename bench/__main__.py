@@ -214,10 +214,13 @@ def main() -> None:
     print("a whole run on the sample account ...", flush=True)
     report["run"] = part("run")
 
-    out = Path(args.out or HERE / "results" / "latest.json")
+    write_report(report, _markdown(report), Path(args.out or HERE / "results" / "latest.json"))
+
+
+def write_report(report: dict, table: str, out: Path) -> None:
+    """The JSON report, and its Markdown table beside it (same name, .md) and on stdout."""
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
-    table = _markdown(report)
     out.with_suffix(".md").write_text(table + "\n")
     print(table)
     print(f"\nreport: {out}")

@@ -65,12 +65,9 @@ def main(quick: bool, out: Path) -> None:
             report[name] = json.loads(done.stdout.strip().splitlines()[-1])
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    table = markdown(report)
-    out.with_suffix(".md").write_text(table + "\n")
-    print(table)
-    print(f"\nreport: {out}")
+    from bench.__main__ import write_report
+
+    write_report(report, markdown(report), out)
 
 
 def section(name: str, folder: Path, quick: bool) -> dict:
