@@ -113,10 +113,12 @@ def serve_app(port: int) -> int:
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    # `is`, not `in (None, False)`: 0 == False, and --min-chars 0 or --checkpoint-minutes 0 are real values
-    given = {f.name: getattr(args, f.name) for f in fields(Settings)
-             if f.name != "sources" and not f.metadata.get("secret")
-             and getattr(args, f.name, None) is not None and getattr(args, f.name, None) is not False}
+    given = {}
+    for f in fields(Settings):
+        value = getattr(args, f.name, None)
+        # `is`, not `in (None, False)`: 0 == False, and --min-chars 0 or --checkpoint-minutes 0 are real values
+        if f.name != "sources" and not f.metadata.get("secret") and value is not None and value is not False:
+            given[f.name] = value
     return Settings(sources=args.sources or ["sample"], **given)
 
 
