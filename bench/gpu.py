@@ -94,11 +94,10 @@ def section(name: str, folder: Path, quick: bool) -> dict:
         ht.generate(settings, say=quiet)
         times["sample_s"] = time.perf_counter() - mark
         data = metrics["dataset"]
-        return {**times, "posts": POSTS, "kept": data["train_posts"] + data.get("validation_posts", 0),
+        return {**times, "posts": POSTS, "kept": data["train_posts"] + data["validation_posts"],
                 "train_s": metrics["train_seconds"], "steps": metrics["steps"], "epochs": metrics["epochs"],
                 "precision": metrics["precision"], "train_blocks": data["train_blocks"],
-                "tokens_per_s": metrics["steps"] * settings.batch_size * settings.block_size / metrics["train_seconds"],
-                "peak_gpu_gib": _peak_gib()}
+                "tokens_per_s": _tokens_per_s(metrics, settings), "peak_gpu_gib": _peak_gib()}
     # large-*: under the cap, a few steps; fits or not
     if torch.cuda.is_available():
         total = torch.cuda.get_device_properties(0).total_memory
@@ -106,17 +105,20 @@ def section(name: str, folder: Path, quick: bool) -> dict:
     steps = 2 if tiny else (6 if quick else 12)
     settings = ht.Settings(work=folder / f"work-{name}", sources=[source], model=str(folder / "gpt2-large"),
                            wandb="disabled", max_steps=steps, no_checkpoints=True, **LARGE_RECIPES[name])
-    ht.fetch(settings, say=quiet)
-    ht.prepare(settings, say=quiet)
-    try:
+    try:  # train fetches and prepares first, as each step runs the ones before it that are missing
         metrics = ht.train(settings, say=quiet, write_card=False)
     except ht.errors.OutOfMemoryError as e:
         quiet(f"error: {e}")
         return {"fits": False, "peak_gpu_gib": _peak_gib(), "error": str(e)}
     return {"fits": True, "peak_gpu_gib": _peak_gib(), "steps": metrics["steps"], "precision": metrics["precision"],
             "s_per_step": metrics["train_seconds"] / metrics["steps"],
-            "tokens_per_s": metrics["steps"] * settings.batch_size * settings.block_size / metrics["train_seconds"],
+            "tokens_per_s": _tokens_per_s(metrics, settings),
             "eval_loss_before": metrics["eval_loss_before"], "eval_loss_after": metrics["eval_loss_after"]}
+
+
+def _tokens_per_s(metrics: dict, settings) -> float:
+    """Tokens trained on a second: packed blocks have no padding, so every token counts."""
+    return metrics["steps"] * settings.batch_size * settings.block_size / metrics["train_seconds"]
 
 
 def _peak_gib() -> float | None:
