@@ -19,6 +19,7 @@ import contextlib
 import netrc
 import os
 import platform
+import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator
 from urllib.parse import urlparse
@@ -67,15 +68,50 @@ def versions() -> dict[str, str]:
     return found
 
 
+def public_source(spec: str) -> str:
+    """A source as W&B shows it: a file's or an archive's name, never the folders it is in (as the
+    model's huggingtweets.json names them)."""
+    kind, sep, target = spec.strip().partition(":")
+    return f"{kind}:{Path(target).name}" if sep and kind in ("file", "archive") else spec
+
+
+def _public_arg(arg: str) -> str:
+    """A command-line argument as W&B records it: a source or a path of the user's by its name only."""
+    if arg.startswith(("file:", "archive:")):
+        return public_source(arg)
+    option, eq, value = arg.rpartition("=") if arg.startswith("--") else ("", "", arg)
+    if os.sep in value and Path(value).expanduser().exists():
+        return option + eq + (public_source(value) if value.startswith(("file:", "archive:")) else Path(value).name)
+    return arg
+
+
+def public_model(name: str) -> str:
+    """A base model as W&B shows it: a Hub id as it is, a local folder by its name."""
+    return Path(name).name if Path(name).expanduser().exists() else name
+
+
+@contextlib.contextmanager
+def _command_line_without_paths() -> Iterator[None]:
+    """wandb.init records sys.argv (the `args` of the run's environment): the paths in it are the user's."""
+    argv = sys.argv
+    sys.argv = argv[:1] + [_public_arg(a) for a in argv[1:]]
+    try:
+        yield
+    finally:
+        sys.argv = argv
+
+
 def run_config(settings, base_model: str | None = None) -> dict[str, Any]:
-    """Every hyperparameter and the package versions; no token, no path of the user's home."""
+    """Every hyperparameter and the package versions; no token, no path of the user's (a local source
+    by its file name)."""
     config = settings.to_dict()
     config.pop("work", None)
+    config["sources"] = [public_source(s) for s in config.get("sources", [])]
     if Path(config.get("model", "")).expanduser().exists():
         config["model"] = "local folder " + Path(config["model"]).name
-    config = without_home(config)  # also inside lists: a file: source's path
+    config = without_home(config)  # any other value that names the home folder
     if base_model:
-        config["base_model"] = base_model if not Path(base_model).exists() else Path(base_model).name
+        config["base_model"] = public_model(base_model)
     config["learning_rate"] = settings.peak_learning_rate  # the one used, default or not
     config["versions"] = versions()
     return config
@@ -106,9 +142,10 @@ class Tracker:
                                 "or set WANDB_MODE=disabled") from None
 
         settings = wandb.Settings(init_timeout=60, silent=True, console="off")
-        return wandb.init(project=self.settings.wandb_project, entity=self.settings.wandb_entity or None,
-                          job_type=job_type, name=f"{self.name}-{job_type}", mode=self.mode, config=config,
-                          settings=settings, reinit="finish_previous")
+        with _command_line_without_paths():
+            return wandb.init(project=self.settings.wandb_project, entity=self.settings.wandb_entity or None,
+                              job_type=job_type, name=f"{self.name}-{job_type}", mode=self.mode, config=config,
+                              settings=settings, reinit="finish_previous")
 
     def _record(self, key: str, run, **extra: Any) -> None:
         url = run.url if self.mode == "online" else None
@@ -123,8 +160,9 @@ class Tracker:
 
         run = self._init("preprocess", run_config(self.settings))
         try:
+            sources = [public_source(s) for s in self.settings.sources]
             raw = wandb.Artifact("raw-posts", type="dataset", description=f"Posts fetched for {self.name}",
-                                 metadata={"bot": self.name, "sources": list(self.settings.sources),
+                                 metadata={"bot": self.name, "sources": sources,
                                            "posts": filtered.stats.tweets_downloaded, "inputs": []})
             raw.add_file(str(posts_path))
             run.log_artifact(raw, aliases=["latest", self.name])
@@ -175,7 +213,7 @@ class _TrainingRun:
         self.run.summary.update({k: metrics[k] for k in ("eval_perplexity_before", "eval_perplexity_after",
                                                          "eval_loss_before", "eval_loss_after", "train_seconds")})
         model = self.wandb.Artifact("finetuned-model", type="model", description=f"{self.name}, fine-tuned",
-                                    metadata={"bot": self.name, "base_model": metrics["base_model"],
+                                    metadata={"bot": self.name, "base_model": public_model(metrics["base_model"]),
                                               "eval_perplexity_after": metrics["eval_perplexity_after"],
                                               "inputs": [{"name": "train-dataset", "digest": self.dataset_digest}]})
         model.add_dir(str(model_dir))

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import run_cli
 from huggingtweets.cli import main
-from wandb_files import read_run
+from wandb_files import read_run, records
 
 FAKE = {"X_BEARER_TOKEN": "xtok-SECRET-1111", "HF_TOKEN": "hf_SECRET2222abcd", "WANDB_API_KEY": "wb" + "3" * 38}
 
@@ -62,18 +62,13 @@ def test_offline_run_leaves_two_finished_runs_whose_artifacts_chain(tmp_path, ti
     assert config["model"] == "local folder " + tiny_gpt2.name
     assert "x_bearer_token" not in config and "work" not in config
 
-    # No token, and no path of the home folder, anywhere a run wrote.
-    import os
-
-    home = os.path.expanduser("~")
+    # No token anywhere a run wrote (paths: test_no_path_of_a_local_source_reaches_wandb).
     for folder in (wandb_dirs, tmp_path / "work"):
         for path in folder.rglob("*"):
             if path.is_file():
                 data = path.read_bytes()
                 for secret in FAKE.values():
                     assert secret.encode() not in data, (secret, path)
-    for path in run_dirs[0].parent.rglob("*.wandb"):
-        assert f'"{home}/'.encode() not in path.read_bytes()
     for secret in FAKE.values():
         assert secret not in out.out + out.err
 
@@ -98,3 +93,37 @@ def test_online_without_credentials_is_a_clear_error(tmp_path, monkeypatch, caps
     assert main(["prepare", "--wandb", "online"]) == 1
     assert capsys.readouterr().err.strip() == ("error: W&B online tracking needs WANDB_API_KEY or `wandb login`; "
                                                "or use WANDB_MODE=offline to keep runs on disk")
+
+
+def local_posts(path, n: int, who: str):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
+    path.write_text("\n".join(f"{who} post {i} says {words[i % 12]} and {words[i * 7 % 12]} about the day"
+                              for i in range(n)) + "\n")
+
+
+def test_no_path_of_a_local_source_reaches_wandb(tmp_path, tiny_gpt2, wandb_dirs):
+    """A file: or archive: source is published by its file name only (as the model's huggingtweets.json
+    does): its folders (a home folder, a user name, a project's name) never reach a W&B run."""
+    home = tmp_path / "home-of-alice"
+    mine = home / "Private-Folder-Q7" / "alice.txt"  # under the home folder: `~/...` would still show the folders
+    theirs = tmp_path / "Elsewhere-Folder-Z9" / "bob.txt"  # outside it: an absolute path
+    local_posts(mine, 300, "alice")
+    local_posts(theirs, 300, "bob")
+    done = run_cli("run", f"file:{mine}", f"file:{theirs}", "--model", str(tiny_gpt2), "--max-steps", "2", "-n", "1",
+                   env={"HOME": str(home), "WANDB_MODE": "offline"})
+    assert done.returncode == 0, done.stderr[-2000:]
+
+    run_dirs = sorted((wandb_dirs / "WANDB_DIR" / "wandb").glob("offline-run-*"))
+    runs = {r["job_type"]: r for r in map(read_run, run_dirs)}
+    assert set(runs) == {"preprocess", "train"}
+    shown = ["file:alice.txt", "file:bob.txt"]
+    assert runs["preprocess"]["artifacts"]["raw-posts"]["metadata"]["sources"] == shown
+    assert runs["preprocess"]["config"]["sources"] == runs["train"]["config"]["sources"] == shown
+    assert runs["train"]["config"]["model"] == "local folder " + tiny_gpt2.name
+    # Nothing a run records (config, artifacts, the command line it ran with) names the folders.
+    for run_dir in run_dirs:
+        for record in records(next(run_dir.glob("run-*.wandb"))):
+            text = str(record)
+            for folder in ("Private-Folder-Q7", "Elsewhere-Folder-Z9", str(home), str(tiny_gpt2)):
+                assert folder not in text, (folder, record.WhichOneof("record_type"), text[:3000])
