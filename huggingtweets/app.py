@@ -269,8 +269,8 @@ class App(widgets.VBox):
 
         # Step 3: samples
         self.prompt = widgets.Text(value=self.base.prompt, description="Prompt", layout=widgets.Layout(width="24rem"))
-        # On by default here: a bot that repeats someone's post word for word is not imitating, it is quoting.
-        self.drop_copies = widgets.Checkbox(value=True, indent=False,
+        # As in the CLI (Settings.drop_copies, off): a copy is shown, flagged, so you see how often the bot copies.
+        self.drop_copies = widgets.Checkbox(value=self.base.drop_copies, indent=False,
                                             description="Leave out samples that copy a training post")
         self.num_samples = widgets.BoundedIntText(value=self.base.num_samples, min=1, max=20, description="Samples",
                                                   layout=widgets.Layout(width="10rem"))

@@ -4,6 +4,8 @@ line on stderr, `error: ...`; --debug (or HUGGINGTWEETS_DEBUG=1) shows the trace
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import os
 import sys
 import time
@@ -59,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the full traceback on errors")
         if name == "card":
             p.add_argument("--repo-id", help="the Hub repo id the card's snippet names (default: huggingtweets/<name>)")
+            p.add_argument("--author", help="who trained the bot, for the card's About (default: no About)")
     p = sub.add_parser("push", help=PUSH_HELP, description=PUSH_HELP)
     p.add_argument("name", metavar="NAME", help="the bot's name: its folder in WORK (sample, jack, a-b ...)")
     p.add_argument("--work", help="work folder (default: ./huggingtweets-work, env HUGGINGTWEETS_WORK)")
@@ -67,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--consent", choices=["self", "given"],
                    help="`self`: the account is yours; `given`: its owner agreed (needed for any real account)")
     p.add_argument("--dry-run", action="store_true", help="stage the upload in WORK/NAME/upload/ and stop")
+    p.add_argument("--author", help="who trained the bot, for the card's About (default: your Hub user name)")
+    p.add_argument("--license", help="the licence to publish under, as the Hub writes it (mit, apache-2.0 ...): "
+                                     "needed when the base model's card names none (default: the base model's)")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the full traceback on errors")
     # Not a step: serves the notebook app (huggingtweets/app.ipynb) with Voila, on 127.0.0.1 only.
     p = sub.add_parser("app", help=APP_HELP, description=APP_HELP)
@@ -126,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get("HUGGINGTWEETS_DEBUG", "") not in ("", "0")
     started = time.perf_counter()
+    settings = None
     try:
         if args.command == "app":
             return serve_app(args.port)
@@ -134,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
 
             settings = Settings(**({"work": args.work} if args.work else {}))
             push(settings, args.name, repo_id=args.repo_id, private=args.private, consent=args.consent,
-                 dry_run=args.dry_run)
+                 dry_run=args.dry_run, author=args.author, license=args.license)
             return 0
         settings = settings_from_args(args)
         if args.command == "run":
@@ -144,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{m['eval_perplexity_before']:.1f} -> {m['eval_perplexity_after']:.1f}; "
                   f"model and card in {result['folder'] / 'model'}")
         elif args.command == "card":
-            pipeline.card(settings, repo_id=args.repo_id)
+            pipeline.card(settings, repo_id=args.repo_id, author=args.author)
         else:
             getattr(pipeline, args.command)(settings)
     except HuggingtweetsError as e:
@@ -152,13 +159,62 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except OSError as e:
+        message = os_error_line(e, args)
+        if debug or message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         if debug:
             raise
-        print("error: interrupted; run the same command with --resume to continue training from the last checkpoint",
-              file=sys.stderr)
+        step = "push" if args.command == "push" else pipeline.interrupted_step
+        saved = None
+        if step == "train" and settings is not None:
+            with contextlib.suppress(HuggingtweetsError, OSError):
+                saved = max(pipeline.Workspace.of(settings).checkpoints.glob("checkpoint-*"), default=None,
+                            key=lambda p: int(p.name.rsplit("-", 1)[-1]) if p.name.rsplit("-", 1)[-1].isdigit() else -1)
+        # On a line of its own: a progress bar (or the terminal's ^C) may have left the cursor mid-line
+        print(f"\nerror: {interrupted_line(step, saved)}", file=sys.stderr)
         return 130
     return 0
+
+
+# Disk problems a user can fix; any other OSError is a bug and keeps its traceback.
+DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}
+NOT_A_FOLDER = {errno.ENOTDIR, errno.EEXIST}
+
+
+def os_error_line(e: OSError, args: argparse.Namespace) -> str | None:
+    """One line for a disk problem the user can fix (nothing half-written is kept: every
+    file is written under a temp name first)."""
+    where = e.filename or getattr(args, "work", None) or "the work folder"
+    if e.errno in DISK_FULL:
+        return (f"the disk is full ({where}): free some space, or point --work at another disk, and run the same "
+                "command again")
+    if e.errno in NOT_WRITABLE:
+        return f"cannot write {where} ({e.strerror}): point --work at a folder you can write to"
+    if e.errno in NOT_A_FOLDER:
+        return f"{where} is in the way ({e.strerror}): point --work at a folder, or move that file"
+    return None
+
+
+def interrupted_line(step: str | None, checkpoint: Path | None = None) -> str:
+    """What stopped, and what running the same command again does."""
+    again = "run the same command again"
+    resume = (f"training goes on from {checkpoint.name} in {checkpoint.parent}" if checkpoint else
+              "no checkpoint was saved yet (one is saved every --checkpoint-minutes), so training starts over")
+    return "interrupted" + {
+        "fetch": f" while fetching the posts; {again}: a network fetch goes on from its last page, "
+                 "a file or archive is read again",
+        "prepare": f" while preparing the dataset; nothing half-written was kept: {again}",
+        "train": f" while training; {again}: {resume}",
+        "generate": f" while sampling; the model is saved: {again}",
+        "card": f" while writing the card; {again}",
+        "push": " while publishing; the upload may be incomplete: run `huggingtweets push` again, "
+                "which uploads the whole folder again",
+    }.get(step or "", f"; nothing half-written was kept: {again}")
 
 
 if __name__ == "__main__":

@@ -43,7 +43,14 @@ def split_posts(posts: list[Post], validation_fraction: float, seed: int) -> tup
     order = list(range(len(posts)))
     random.Random(seed).shuffle(order)
     n_val = min(len(posts) - 1, max(1, round(len(posts) * validation_fraction)))
-    return [posts[i] for i in order[n_val:]], [posts[i] for i in order[:n_val]]
+    # A text posted twice (a repost kept from two sources, an archive and the API) goes where its first copy
+    # went: a held-out post the model also trained on would make the validation figures lie.
+    held_out = {posts[i].text for i in order[:n_val]}
+    train = [posts[i] for i in order[n_val:] if posts[i].text not in held_out]
+    validation = [posts[i] for i in order[:n_val]] + [posts[i] for i in order[n_val:] if posts[i].text in held_out]
+    if not train:
+        raise NotEnoughTextError(f"the {len(posts)} kept posts are all the same text: add other posts")
+    return train, validation
 
 
 def build_dataset(kept: list[Post], tokenizer, base_model: str, block_size: int,

@@ -35,3 +35,7 @@ class MissingStepError(HuggingtweetsError):
 
 class OutOfMemoryError(HuggingtweetsError):
     """Training does not fit the accelerator's memory with these settings."""
+
+
+class DamagedFileError(HuggingtweetsError):
+    """A file huggingtweets wrote (posts, a fetched page, metrics) cannot be read back."""

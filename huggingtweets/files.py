@@ -33,12 +33,48 @@ def default_work_dir() -> Path:
     return Path(os.environ.get("HUGGINGTWEETS_WORK") or "huggingtweets-work")
 
 
+def _temp_prefix(path: Path) -> str:
+    """Temp names carry the writer's pid, so leftovers of a killed process can be told
+    from the work of a live one."""
+    return f".{path.name}.{os.getpid()}."
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_leftovers(folder: Path) -> list[Path]:
+    """Delete the temp files and folders that killed writers left in `folder`
+    (`.NAME.PID.XXXX.tmp` of a PID that is gone; older versions' have no PID): a kill -9
+    while a model is saved would otherwise leave gigabytes in a hidden folder that
+    nothing removes. A live writer's are left alone."""
+    removed = []
+    for item in Path(folder).glob(".*.tmp"):
+        parts = item.name[1:-len(".tmp")].rsplit(".", 2)
+        pid = parts[1] if len(parts) == 3 else ""
+        if pid.isdigit() and (int(pid) == os.getpid() or _alive(int(pid))):
+            continue
+        if item.is_dir() and not item.is_symlink():
+            shutil.rmtree(item, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                item.unlink()
+        removed.append(item)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_write(path: Path, mode: str = "w") -> Iterator[TextIO]:
     """Write to a temp file beside `path`, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as f:
             yield f
@@ -66,7 +102,8 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     """Build a folder under a temp name and swap it in only when complete."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    remove_leftovers(path.parent)  # a folder can be big (a model): never let a killed run's copy pile up
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent))
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())

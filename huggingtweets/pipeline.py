@@ -6,22 +6,29 @@
     generate -> samples.jsonl
     card     -> model/README.md
 
-Each step first runs the earlier steps whose outputs are missing, so any one of
-them works on its own. The CLI, the notebook and other people's code call these.
+made.json records what each output was made from: the sources and a digest of
+posts.jsonl, then for the dataset, the model and the samples the settings that
+change them and a fingerprint of the output before. A step asked for always runs;
+the earlier steps it needs run first when their output is missing or was made from
+other inputs, with one line saying why, so the same inputs always give the same
+bot. `card` never trains: it refuses when the model is missing or out of date.
+The CLI, the notebook and other people's code call these.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import itertools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from .clean import Stats, filter_posts, stats_table
-from .errors import MissingStepError, NoPostsError, NotEnoughTextError
-from .files import atomic_write, read_json, without_home, write_json
+from .errors import MissingStepError, NoPostsError, NotEnoughTextError, SettingsError, SourceError
+from .files import atomic_write, read_json, remove_leftovers, without_home, write_json
 from .generate import Sample
 from .posts import Post, iter_posts, read_posts
 from .settings import Settings
@@ -71,12 +78,24 @@ class Workspace:
     name: str
     specs: list[SourceSpec]
     root: Path
+    repeats: list[tuple[str, str]] = field(default_factory=list)  # (spec given again, the one it repeats)
 
     @classmethod
     def of(cls, settings: Settings) -> "Workspace":
-        specs = [parse_source(s) for s in settings.sources]
-        name = model_name(specs)
-        return cls(name=name, specs=specs, root=settings.work / name)
+        specs: list[SourceSpec] = []
+        repeats = []
+        for given in settings.sources:
+            spec = parse_source(given)
+            first = next((s for s in specs if s.identity == spec.identity), None)
+            if first:  # one file or account given twice would count its posts twice
+                repeats.append((given, str(first)))
+            else:
+                specs.append(spec)
+        name = settings.name or model_name(specs)
+        if settings.work.exists() and not settings.work.is_dir():
+            raise SettingsError(f"the work folder {settings.work} is a file: point --work (or HUGGINGTWEETS_WORK) "
+                                "at a folder")
+        return cls(name=name, specs=specs, root=settings.work / name, repeats=repeats)
 
     posts = property(lambda self: self.root / "posts.jsonl")
     stats = property(lambda self: self.root / "stats.json")
@@ -86,6 +105,7 @@ class Workspace:
     metrics = property(lambda self: self.root / "metrics.json")
     samples = property(lambda self: self.root / "samples.jsonl")
     checkpoints = property(lambda self: self.root / "checkpoints")
+    record = property(lambda self: self.root / "made.json")
 
     def fetched(self, spec: SourceSpec) -> Path:
         """Where a network source keeps its pages and state."""
@@ -97,38 +117,185 @@ class Workspace:
         return {k: v for k, v in names.items() if v}
 
 
+# --- what each output was made from (made.json) ---------------------------------------------------------------
+# The settings that change each output; the training ones are those a checkpoint must match (train.FINGERPRINT).
+DATASET_SETTINGS = ("model", "block_size", "validation_fraction", "seed")
+SAMPLE_SETTINGS = ("prompt", "num_samples", "max_new_tokens", "top_p", "temperature", "seed", "precision")
+
+
+def _read_record(ws: Workspace) -> dict[str, Any]:
+    try:
+        record = read_json(ws.record)
+    except (OSError, ValueError):  # missing or damaged: nothing is known, so everything is made again
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _set_record(ws: Workspace, step: str, inputs: dict[str, Any] | None) -> None:
+    """Forget a step's record before its output is rewritten, record it once the output
+    is whole: a crash in between leaves the output unrecorded, so it is made again."""
+    record = _read_record(ws)
+    if inputs is None:
+        if step not in record:
+            return
+        record.pop(step)
+    else:
+        record[step] = inputs
+    write_json(ws.record, record)
+
+
+def _fingerprint(inputs: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def _posts_inputs(ws: Workspace, settings: Settings) -> dict[str, Any]:
+    return {"sources": [s.identity for s in ws.specs], "max_posts": settings.max_posts}
+
+
+def _dataset_inputs(ws: Workspace, settings: Settings) -> dict[str, Any]:
+    posts = _read_record(ws).get("posts", {})
+    return {"posts": posts.get("digest"), **{k: getattr(settings, k) for k in DATASET_SETTINGS}}
+
+
+def _model_inputs(ws: Workspace, settings: Settings) -> dict[str, Any]:
+    from .train import FINGERPRINT
+
+    return {"dataset": _fingerprint(_dataset_inputs(ws, settings)), **{k: getattr(settings, k) for k in FINGERPRINT}}
+
+
+def _samples_inputs(ws: Workspace, settings: Settings) -> dict[str, Any]:
+    return {"model": _fingerprint(_model_inputs(ws, settings)), **{k: getattr(settings, k) for k in SAMPLE_SETTINGS}}
+
+
+def _why_stale(ws: Workspace, step: str, inputs: dict[str, Any], output: Path) -> str | None:
+    """None when `output` exists and was made from `inputs`; else why it must be made again."""
+    if not output.exists():
+        return "it is missing"
+    had = _read_record(ws).get(step)
+    if not isinstance(had, dict):
+        return "nothing records what it was made from (an older version or an interrupted run made it)"
+    inputs = json.loads(json.dumps(inputs))  # tuples and the like, as the record holds them
+    if all(k in had and had[k] == v for k, v in inputs.items()):  # the record may hold more (the posts' digest)
+        return None
+    upstream = {"posts": "the posts changed", "dataset": "the dataset changed", "model": "the model changed"}
+    changes = [upstream.get(k) or f"--{k.replace('_', '-')} {_shown(had.get(k))} -> {_shown(v)}"
+               for k, v in inputs.items() if had.get(k) != v]
+    return "made from other inputs: " + ", ".join(changes or ["other settings"])
+
+
+def _shown(value: Any) -> str:
+    return "default" if value is None else str(value)
+
+
+@contextlib.contextmanager
+def _step(name: str) -> Iterator[None]:
+    """Which step is running, so an interruption can say what stopped and what re-running does."""
+    global interrupted_step
+    outermost = not _running
+    if outermost:
+        interrupted_step = None
+    _running.append(name)
+    try:
+        yield
+    except KeyboardInterrupt:
+        if interrupted_step is None:
+            interrupted_step = name
+        raise
+    finally:
+        _running.pop()
+
+
+_running: list[str] = []
+interrupted_step: str | None = None  # the innermost step a Ctrl-C stopped, for the CLI's message
+
+
+def _workspace(settings: Settings, say: Say) -> Workspace:
+    ws = Workspace.of(settings)
+    for given, first in ws.repeats:
+        _say_once(say)(f"{given} is the same source as {first}: using it once")
+    if ws.root.is_dir():
+        remove_leftovers(ws.root)  # what a killed run was writing (a model being saved can be gigabytes)
+    return ws
+
+
+def _check_owner(ws: Workspace) -> None:
+    """A folder belongs to the sources that made it: two sources with one name never share one."""
+    had = _read_record(ws).get("posts", {}).get("sources")
+    now = [s.identity for s in ws.specs]
+    if had and sorted(had) != sorted(now):
+        raise SourceError(f"{ws.root} is the bot of {', '.join(had)}, not of {', '.join(now)}: give this bot its own "
+                          f"name with --name NAME (or delete {ws.root} to replace it)")
+
+
+def _stale_posts(ws: Workspace, settings: Settings) -> str | None:
+    why = _why_stale(ws, "posts", _posts_inputs(ws, settings), ws.posts)
+    if why is None and _read_record(ws)["posts"].get("digest") != _file_digest(ws.posts):
+        why = "posts.jsonl changed since it was fetched"
+    return why
+
+
+def _ensure_posts(ws: Workspace, settings: Settings, say: Say) -> None:
+    """posts.jsonl as these sources gave it: fetched when missing, changed since, or fetched otherwise."""
+    _check_owner(ws)
+    why = _stale_posts(ws, settings)
+    if why is None:
+        return
+    if ws.posts.exists():
+        say(f"Fetching again ({why})")
+    _fetch(ws, settings, say)
+
+
 def fetch(settings: Settings, say: Say = _say) -> list[Post]:
     """Download every source's posts (nothing filtered) into posts.jsonl, and return them."""
-    return read_posts(_fetch(settings, say))
+    with _step("fetch"):
+        ws = _workspace(settings, say)
+        _check_owner(ws)
+        return read_posts(_fetch(ws, settings, say))
 
 
-def _fetch(settings: Settings, say: Say) -> Path:
+def _fetch(ws: Workspace, settings: Settings, say: Say) -> Path:
     """fetch without holding every account's posts at once: each is written as it
     comes, into one file that appears whole when the last account is in."""
-    ws = Workspace.of(settings)
     new = not ws.root.exists()
     try:
-        _write_posts(ws, settings, say)
+        if not new:
+            _set_record(ws, "posts", None)
+        digest = _write_posts(ws, settings, say)
     except BaseException:
         if new:  # an account with no posts leaves no empty folder behind (fetched pages stay, for resuming)
             with contextlib.suppress(OSError):
                 ws.root.rmdir()
         raise
+    _set_record(ws, "posts", {**_posts_inputs(ws, settings), "digest": digest})
     return ws.posts
 
 
-def _write_posts(ws: "Workspace", settings: Settings, say: Say) -> None:
+def _write_posts(ws: Workspace, settings: Settings, say: Say) -> str:
+    """Writes posts.jsonl; returns its digest."""
+    h = hashlib.sha256()
     with atomic_write(ws.posts) as f:
         for spec in ws.specs:
             count = 0
-            for post in fetch_posts(spec, settings, ws.fetched(spec), say):
+            # --max-posts caps every source: the network ones stop asking, the others stop reading
+            for post in itertools.islice(fetch_posts(spec, settings, ws.fetched(spec), say), settings.max_posts):
                 post.handle = spec.name  # one key per account for the stats, whatever the source calls it
-                f.write(json.dumps(post.to_dict(), ensure_ascii=False) + "\n")
+                line = json.dumps(post.to_dict(), ensure_ascii=False) + "\n"
+                f.write(line)
+                h.update(line.encode("utf-8"))
                 count += 1
             if not count:
                 raise NoPostsError(f"{spec} gave no posts: check the account or file, or try another source")
             name = stored_display_name(ws.fetched(spec))
             say(f"Fetched {count} posts from {spec}" + (f" ({name})" if name else ""))
+    return h.hexdigest()[:16]
 
 
 def prepare(settings: Settings, say: Say = _say) -> Stats:
@@ -136,35 +303,37 @@ def prepare(settings: Settings, say: Say = _say) -> Stats:
     from .dataset import build_dataset
     from .models import load_tokenizer
 
-    ws = Workspace.of(settings)
-    tracker = _tracker(settings, ws, say)  # decided up front: a bad W&B setup fails before any work
-    if not ws.posts.exists():
-        _fetch(settings, say)
-    filtered = filter_posts(iter_posts(ws.posts))  # one post at a time: only the kept text stays
-    write_json(ws.stats, filtered.stats.to_dict())
-    by_account = _by_account(ws, filtered.by_handle)
-    if len(ws.specs) > 1:
-        write_json(ws.stats_by_account, {k: v.to_dict() for k, v in by_account.items()})
-    say(stats_table(by_account))
-    chars = filtered.kept_chars
-    if filtered.stats.tweets_downloaded == 0:
-        raise NoPostsError(f"{ws.posts} holds no posts: fetch again, or check the source")
-    if chars < settings.min_chars:
-        raise NotEnoughTextError(
-            f"only {chars:,} characters of text were kept ({filtered.stats.tweets_kept} of "
-            f"{filtered.stats.tweets_downloaded} posts), and at least {settings.min_chars:,} are needed to learn a "
-            "voice: add more posts or more accounts")
-    if chars < settings.warn_chars:
-        say(f"Note: {chars:,} characters of text were kept; below {settings.warn_chars:,} the bot will sound less like "
-            "the account (more posts help)")
-    base = _base_model(settings, say)
-    tokenizer = load_tokenizer(base.path)
-    info = build_dataset(filtered.kept, tokenizer, base_model=settings.model, block_size=settings.block_size,
-                         validation_fraction=settings.validation_fraction, seed=settings.seed, out=ws.dataset)
-    say(f"Dataset: {info.train_posts} posts ({info.train_tokens:,} tokens, {info.train_blocks} blocks) to train on, "
-        f"{info.validation_posts} held out ({info.validation_tokens:,} tokens) in {ws.dataset}")
-    tracker.prepare(ws.posts, ws.dataset, filtered)
-    return filtered.stats
+    with _step("prepare"):
+        ws = _workspace(settings, say)
+        tracker = _tracker(settings, ws, say)  # decided up front: a bad W&B setup fails before any work
+        _ensure_posts(ws, settings, say)
+        _set_record(ws, "dataset", None)
+        filtered = filter_posts(iter_posts(ws.posts))  # one post at a time: only the kept text stays
+        write_json(ws.stats, filtered.stats.to_dict())
+        by_account = _by_account(ws, filtered.by_handle)
+        if len(ws.specs) > 1:
+            write_json(ws.stats_by_account, {k: v.to_dict() for k, v in by_account.items()})
+        say(stats_table(by_account))
+        chars = filtered.kept_chars
+        if filtered.stats.tweets_downloaded == 0:
+            raise NoPostsError(f"{ws.posts} holds no posts: fetch again, or check the source")
+        if chars < settings.min_chars:
+            raise NotEnoughTextError(
+                f"only {chars:,} characters of text were kept ({filtered.stats.tweets_kept} of "
+                f"{filtered.stats.tweets_downloaded} posts), and at least {settings.min_chars:,} are needed to learn "
+                "a voice: add more posts or more accounts")
+        if chars < settings.warn_chars:
+            say(f"Note: {chars:,} characters of text were kept; below {settings.warn_chars:,} the bot will sound less "
+                "like the account (more posts help)")
+        base = _base_model(settings, say)
+        tokenizer = load_tokenizer(base.path)
+        info = build_dataset(filtered.kept, tokenizer, base_model=settings.model, block_size=settings.block_size,
+                             validation_fraction=settings.validation_fraction, seed=settings.seed, out=ws.dataset)
+        say(f"Dataset: {info.train_posts} posts ({info.train_tokens:,} tokens, {info.train_blocks} blocks) to train "
+            f"on, {info.validation_posts} held out ({info.validation_tokens:,} tokens) in {ws.dataset}")
+        tracker.prepare(ws.posts, ws.dataset, filtered)
+        _set_record(ws, "dataset", _dataset_inputs(ws, settings))
+        return filtered.stats
 
 
 def _by_account(ws: Workspace, by_handle: dict[str, Stats]) -> dict[str, Stats]:
@@ -172,14 +341,31 @@ def _by_account(ws: Workspace, by_handle: dict[str, Stats]) -> dict[str, Stats]:
     return {spec.display: by_handle.get(spec.name, Stats()) for spec in ws.specs}
 
 
-def _dataset_current(ws: Workspace, settings: Settings) -> bool:
-    from .dataset import DatasetInfo
+def _stale_dataset(ws: Workspace, settings: Settings) -> str | None:
+    """Why the dataset must be built again (None: it is current). Its posts must be current first."""
+    if _stale_posts(ws, settings) is not None:
+        return "the posts must be fetched first"
+    return _why_stale(ws, "dataset", _dataset_inputs(ws, settings), ws.dataset / "info.json")
 
+
+def _read_metrics(ws: Workspace) -> dict[str, Any] | None:
+    """metrics.json, or None when it is damaged or lacks what the card needs (an older version's)."""
     try:
-        info = DatasetInfo.read(ws.dataset)
-    except (OSError, ValueError, TypeError):
-        return False
-    return (info.base_model, info.block_size, info.seed) == (settings.model, settings.block_size, settings.seed)
+        metrics = read_json(ws.metrics)
+        base = metrics["base"]
+        base["display"], base["url"], base["limitations_url"], base["license"]  # noqa: B018 (all must be there)
+        metrics["eval_perplexity_before"], metrics["eval_perplexity_after"]  # noqa: B018
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return metrics
+
+
+def _stale_model(ws: Workspace, settings: Settings) -> str | None:
+    if not (ws.model / "config.json").exists() or not ws.metrics.exists():
+        return "it is missing"
+    if _read_metrics(ws) is None:
+        return f"{ws.metrics.name} is damaged or from an older version"
+    return _why_stale(ws, "model", _model_inputs(ws, settings), ws.model / "config.json")
 
 
 def train(settings: Settings, say: Say = _say, write_card: bool = True,
@@ -188,120 +374,162 @@ def train(settings: Settings, say: Say = _say, write_card: bool = True,
     `on_log` receives each log entry (step, loss or eval_loss, max_steps) as it happens."""
     from .train import process_rank, release_memory, train_model
 
-    ws = Workspace.of(settings)
-    rank, world = process_rank()
-    if world > 1:
-        # Several processes (accelerate launch, torchrun): the data must be there before they start,
-        # and only the main one records to W&B and writes metrics and the card.
-        if not _dataset_current(ws, settings):
-            raise MissingStepError(f"{ws.dataset} is missing or was built for other settings: run "
-                                   "`huggingtweets prepare` with the same options first, then launch the training")
-        if rank:
-            settings = dataclasses.replace(settings, wandb="disabled")
-    tracker = _tracker(settings, ws, say)
-    if not _dataset_current(ws, settings):
-        prepare(settings, say)
-        tracker = _tracker(settings, ws, say)  # prepare recorded the dataset's digest
-    base = _base_model(settings, say)
-    with tracker.training(base.hub_id or base.path) as tracked:
-        listeners = [f for f in (on_log, tracked.log if tracked else None) if f]
-        metrics = train_model(settings, base, ws.dataset, ws.model, ws.checkpoints, say,
-                              on_log=(lambda entry: [f(entry) for f in listeners]) if listeners else None)
-        release_memory()
-        if rank:
-            return metrics
-        if tracked:
-            tracked.finish_training(metrics, ws.model, _draw(settings, ws.model))
-    write_json(ws.metrics, metrics)
-    # Published with the model: no loss history, no path of the user's home, only file names of local sources.
-    public = {k: v for k, v in metrics.items() if k != "log_history"}
-    public["sources"] = [f"{s.kind}:{Path(s.target).name}" if s.kind in ("file", "archive") else str(s)
-                         for s in ws.specs]
-    write_json(ws.model / "huggingtweets.json", without_home(public))
-    if write_card:
-        card(settings, say)
-    return metrics
+    with _step("train"):
+        ws = _workspace(settings, say)
+        rank, world = process_rank()
+        if world > 1:
+            # Several processes (accelerate launch, torchrun): the data must be there before they start,
+            # and only the main one records to W&B and writes metrics and the card.
+            _check_owner(ws)
+            why = _stale_dataset(ws, settings)
+            if why:
+                raise MissingStepError(f"{ws.dataset} cannot be used ({why}): run `huggingtweets prepare` with the "
+                                       "same options first, then launch the training")
+            if rank:
+                settings = dataclasses.replace(settings, wandb="disabled")
+        tracker = _tracker(settings, ws, say)
+        _ensure_posts(ws, settings, say)
+        why = _stale_dataset(ws, settings)
+        if why:
+            if ws.dataset.exists():
+                say(f"Preparing the dataset again ({why})")
+            prepare(settings, say)
+            tracker = _tracker(settings, ws, say)  # prepare recorded the dataset's digest
+        base = _base_model(settings, say)
+        if not rank:
+            _set_record(ws, "model", None)
+        with tracker.training(base.hub_id or base.path) as tracked:
+            listeners = [f for f in (on_log, tracked.log if tracked else None) if f]
+            metrics = train_model(settings, base, ws.dataset, ws.model, ws.checkpoints, say,
+                                  on_log=(lambda entry: [f(entry) for f in listeners]) if listeners else None)
+            release_memory()
+            if rank:
+                return metrics
+            write_json(ws.metrics, metrics)
+            # Published with the model: no loss history, no path of the user's home, only file names of local sources.
+            public = {k: v for k, v in metrics.items() if k != "log_history"}
+            public["sources"] = [f"{s.kind}:{Path(s.target).name}" if s.kind in ("file", "archive") else str(s)
+                                 for s in ws.specs]
+            write_json(ws.model / "huggingtweets.json", without_home(public))
+            _set_record(ws, "model", _model_inputs(ws, settings))
+            if tracked:  # the samples the W&B table shows are the ones `generate` prints: drawn once
+                tracked.finish_training(metrics, ws.model, _write_samples(ws, settings))
+        if write_card:
+            card(settings, say)
+        return metrics
 
 
 def generate(settings: Settings, say: Say = _say) -> list[Sample]:
-    """Sample from the trained bot; writes samples.jsonl."""
-    import json
+    """Sample from the trained bot; writes samples.jsonl (drawn again only when the model
+    or the sampling settings changed: sampling is seeded, so they would be the same)."""
+    with _step("generate"):
+        ws = _workspace(settings, say)
+        _ensure_posts(ws, settings, say)
+        why = _stale_model(ws, settings)
+        if why:
+            if ws.model.exists():
+                say(f"Training again ({why})")
+            train(settings, say)
+        if _why_stale(ws, "samples", _samples_inputs(ws, settings), ws.samples) is None:
+            samples = read_samples(settings)
+        else:
+            samples = _write_samples(ws, settings)
+        shown = [s for s in samples if not (settings.drop_copies and s.copy)]
+        for i, s in enumerate(shown, 1):
+            say(f"{i}. {s.text}" + ("   [copies a training tweet]" if s.copy else ""))
+        if len(shown) < len(samples):
+            say(f"({len(samples) - len(shown)} of {len(samples)} samples left out: they copied a training tweet)")
+        return samples
 
+
+def _write_samples(ws: Workspace, settings: Settings) -> list[Sample]:
+    """Draw samples from the saved bot with the run's sampling settings, checked for
+    copies of training posts, into samples.jsonl."""
     from .dataset import load_post_texts
+    from .generate import generate as sample_from, load_bot
 
-    ws = Workspace.of(settings)
-    if not (ws.model / "config.json").exists():
-        train(settings, say)
-    samples = _draw(settings, ws.model, load_post_texts(ws.dataset) if ws.dataset.exists() else None)
+    _set_record(ws, "samples", None)
+    model, tokenizer = load_bot(ws.model, settings.precision)
+    samples = sample_from(model, tokenizer, prompt=settings.prompt, num_samples=settings.num_samples,
+                          max_new_tokens=settings.max_new_tokens, top_p=settings.top_p,
+                          temperature=settings.temperature, seed=settings.seed,
+                          training_texts=load_post_texts(ws.dataset) if ws.dataset.exists() else None)
     with atomic_write(ws.samples) as f:
         for s in samples:
             f.write(json.dumps(s.to_dict(), ensure_ascii=False) + "\n")
-    shown = [s for s in samples if not (settings.drop_copies and s.copy)]
-    for i, s in enumerate(shown, 1):
-        say(f"{i}. {s.text}" + ("   [copies a training tweet]" if s.copy else ""))
-    if len(shown) < len(samples):
-        say(f"({len(samples) - len(shown)} of {len(samples)} samples left out: they copied a training tweet)")
+    _set_record(ws, "samples", _samples_inputs(ws, settings))
     return samples
 
 
-def _draw(settings: Settings, model_dir: Path, training_texts: list[str] | None = None) -> list[Sample]:
-    """Samples from the saved bot with the run's sampling settings."""
-    from .generate import generate as sample_from, load_bot
-
-    model, tokenizer = load_bot(model_dir, settings.precision)
-    return sample_from(model, tokenizer, prompt=settings.prompt, num_samples=settings.num_samples,
-                       max_new_tokens=settings.max_new_tokens, top_p=settings.top_p,
-                       temperature=settings.temperature, seed=settings.seed, training_texts=training_texts)
-
-
 def read_samples(settings: Settings) -> list[Sample]:
-    import json
-
+    """The samples in samples.jsonl, or none when it is missing or damaged."""
     ws = Workspace.of(settings)
-    if not ws.samples.exists():
+    try:
+        with open(ws.samples, encoding="utf-8") as f:
+            return [Sample(**json.loads(line)) for line in f if line.strip()]
+    except (OSError, ValueError, TypeError):
         return []
-    with open(ws.samples, encoding="utf-8") as f:
-        return [Sample(**json.loads(line)) for line in f if line.strip()]
 
 
 def card(settings: Settings, say: Say = _say, repo_id: str | None = None, consent: str | None = None,
-         out: Path | None = None) -> Path:
-    """Write model/README.md (or `out`) from what the earlier steps recorded."""
+         out: Path | None = None, author: str | None = None, license: str | None = None) -> Path:
+    """Write model/README.md (or `out`) from what the earlier steps recorded. Never trains:
+    a missing or out-of-date model is one line saying what to run."""
     from .card import CardInputs, render_card
     from .tracking import card_links
 
-    ws = Workspace.of(settings)
-    if not (ws.model / "config.json").exists() or not ws.metrics.exists():
-        train(settings, say)  # train writes the card itself
-        return ws.model / "README.md"
-    metrics = read_json(ws.metrics)
-    base = metrics["base"]
-    if ws.stats_by_account.exists():
-        by_account = {k: Stats.from_dict(v) for k, v in read_json(ws.stats_by_account).items()}
-    else:
-        by_account = {ws.specs[0].display: Stats.from_dict(read_json(ws.stats))}
-    inputs = CardInputs(name=ws.name, specs=ws.specs, stats=by_account, metrics=metrics,
-                        base_display=base["display"], base_url=base["url"], base_limitations_url=base["limitations_url"],
-                        license=base["license"], repo_id=repo_id, samples=read_samples(settings) or None,
-                        wandb_links=card_links(ws.root), consent=consent, display_names=ws.display_names())
-    path = out or ws.model / "README.md"
-    with atomic_write(path) as f:
-        f.write(render_card(inputs))
-    say(f"Model card: {path}")
-    return path
+    with _step("card"):
+        ws = _workspace(settings, say)
+        _check_owner(ws)
+        why = _stale_model(ws, settings)
+        if why == "it is missing":
+            raise MissingStepError(f"there is no trained model in {ws.model}: run `huggingtweets train` "
+                                   "(or `huggingtweets run`) first")
+        metrics = _read_metrics(ws)
+        if metrics is None:
+            raise MissingStepError(f"{ws.metrics} is damaged or from an older version: train again with "
+                                   "`huggingtweets train`")
+        why = why or (_stale_posts(ws, settings) and "posts.jsonl changed since it was trained on")
+        if why:
+            raise MissingStepError(f"the model in {ws.model} is out of date ({why}): train it again with "
+                                   "`huggingtweets train` and these options, or give the options it was trained with")
+        base = metrics["base"]
+        if _why_stale(ws, "samples", _samples_inputs(ws, settings), ws.samples) is not None:
+            samples = None  # drawn with other settings or from another model: not this card's
+        else:
+            samples = read_samples(settings) or None
+        if ws.stats_by_account.exists():
+            by_account = {k: Stats.from_dict(v) for k, v in read_json(ws.stats_by_account).items()}
+        else:
+            by_account = {ws.specs[0].display: Stats.from_dict(read_json(ws.stats))}
+        from .card import base_facts, post_languages_of
+
+        base_license, base_model = base_facts(base)  # `author` (About) and `license` (push --license) are the caller's
+        inputs = CardInputs(name=ws.name, specs=ws.specs, stats=by_account, metrics=metrics,
+                            base_display=base["display"], base_url=base["url"], base_limitations_url=base["limitations_url"],
+                            license=license or base_license, repo_id=repo_id, samples=samples,
+                            wandb_links=card_links(ws.root), consent=consent, display_names=ws.display_names(),
+                            prompt=samples[0].prompt if samples else settings.prompt,
+                            language=post_languages_of(ws.posts), author=author, base_license=base_license,
+                            base_model=base_model)
+        path = out or ws.model / "README.md"
+        with atomic_write(path) as f:
+            f.write(render_card(inputs))
+        say(f"Model card: {path}")
+        return path
 
 
 def run(settings: Settings, say: Say = _say) -> dict[str, Any]:
     """Everything, from the account to a bot with samples and a card."""
-    ws = Workspace.of(settings)
-    if ws.posts.exists():
-        say(f"Using the posts fetched before in {ws.posts} (run `huggingtweets fetch` to fetch again)")
-    else:
-        _fetch(settings, say)
+    ws = _workspace(settings, say)
+    with _step("fetch"):
+        _check_owner(ws)
+        if _stale_posts(ws, settings) is None:
+            say(f"Using the posts fetched before in {ws.posts} (run `huggingtweets fetch` to fetch again)")
+        _ensure_posts(ws, settings, say)
     stats = prepare(settings, say)
     metrics = train(settings, say, write_card=False)  # the card comes last, with the samples' copy rate
     samples = generate(settings, say)
     card_path = card(settings, say)
     return {"name": ws.name, "stats": stats, "metrics": metrics, "samples": samples, "card": card_path,
             "folder": ws.root}
-

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from .errors import DamagedFileError
 from .files import atomic_write
 
 KINDS = ("post", "reply", "repost", "quote")
@@ -72,10 +73,22 @@ def write_posts(path: Path, posts: Iterable[Post]) -> int:
 
 
 def iter_posts(path: Path) -> Iterator[Post]:
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                yield Post.from_dict(json.loads(line))
+    """The posts of a JSON Lines file that huggingtweets wrote; a damaged one (a line cut
+    short, edited by hand, or in an older version's shape) is one line saying so."""
+    with open(path, encoding="utf-8", errors="strict") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+                post = Post.from_dict(data)
+                if not isinstance(post.text, str):
+                    raise ValueError("text is not a string")
+            except (ValueError, TypeError, AttributeError, RecursionError) as e:
+                raise DamagedFileError(f"{path} line {n} is not a post as huggingtweets writes it "
+                                       f"({type(e).__name__}): delete the file and run the same command again, "
+                                       "which makes it anew") from None
+            yield post
 
 
 def read_posts(path: Path) -> list[Post]:

@@ -12,6 +12,7 @@ from typing import Any
 
 from .errors import SettingsError
 from .files import default_work_dir
+from .sources import check_api_base, safe_name
 
 DEFAULT_MODEL = "gpt2"  # as the original; falls back to the embedded SmolLM2 where the Hub is out of reach
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -27,6 +28,9 @@ class Settings:
                                metadata={"help": "Accounts to learn from: `sample`, `file:PATH`."})
     work: Path = field(default_factory=default_work_dir,
                        metadata={"help": "Work folder; each bot gets WORK/<name>/ (env HUGGINGTWEETS_WORK)."})
+    name: str | None = field(default=None, metadata={
+        "help": "The bot's name, its folder WORK/NAME (default: the accounts' names joined with -): give one when "
+                "two sources share a name, like file:alice/posts.txt and file:bob/posts.txt."})
     model: str = field(default_factory=_env_model,
                        metadata={"help": "Base causal LM: a Hub name or a local folder (env HUGGINGTWEETS_MODEL)."})
 
@@ -71,8 +75,6 @@ class Settings:
     no_checkpoints: bool = field(default=False, metadata={
         "help": "Save no checkpoints while training: for big models (gpt2-large's is 9 GB with its optimizer state), "
                 "but nothing to resume from after a crash."})
-    resume: bool = field(default=False, metadata={
-        "help": "Resume training from the last checkpoint (done anyway when a whole checkpoint of the same run is there)."})
     seed: int = field(default=42, metadata={"help": "Seed for shuffling, training and sampling."})
 
     # Tracking (Weights & Biases)
@@ -88,6 +90,7 @@ class Settings:
     max_new_tokens: int = field(default=40, metadata={"help": "Longest continuation, in tokens."})
     top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling: keep the smallest set of tokens with this much probability."})
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature."})
+    # Off everywhere (CLI, app, library): a copy is shown and flagged, so you see how often the bot copies.
     drop_copies: bool = field(default=False, metadata={
         "help": "Do not show samples that copy a training post (8 words in a row, or 80 percent of it); "
                 "they are still counted in the card's copy rate."})
@@ -128,6 +131,11 @@ class Settings:
         for ok, message in checks:
             if not ok:
                 raise SettingsError(message)
+        if self.name is not None and (not self.name or safe_name(self.name) != self.name):
+            raise SettingsError(f"--name {self.name!r} cannot be a folder name: use letters, digits, _ . and -, "
+                                "not starting with . or _")
+        if self.api_base:
+            self.api_base = check_api_base(self.api_base)
 
     def to_dict(self) -> dict[str, Any]:
         """Every setting but the secrets: safe to log, save and publish."""
@@ -135,7 +143,3 @@ class Settings:
         data["work"] = str(self.work)
         data["sources"] = list(self.sources)
         return data
-
-    @classmethod
-    def help(cls) -> dict[str, str]:
-        return {f.name: f.metadata.get("help", "") for f in fields(cls)}

@@ -302,8 +302,6 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
             write_json(checkpoints_dir / RUN_FILE, fingerprint)
     if last:
         say(f"Resuming from {last.name}")
-    elif settings.resume:
-        say(f"No checkpoint of this run in {checkpoints_dir}: training from the start")
     started = time.perf_counter()
     try:
         result = trainer.train(resume_from_checkpoint=str(last) if last else None)

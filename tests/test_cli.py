@@ -36,7 +36,7 @@ def test_run_makes_a_bot_from_the_sample_account(tmp_path, tiny_gpt2):
 
     bot = work / "sample"
     assert sorted(p.name for p in bot.iterdir()) == [
-        "dataset", "metrics.json", "model", "posts.jsonl", "samples.jsonl", "stats.json"]
+        "dataset", "made.json", "metrics.json", "model", "posts.jsonl", "samples.jsonl", "stats.json"]
     assert len((bot / "posts.jsonl").read_text().splitlines()) == 450
     assert json.loads((bot / "stats.json").read_text()) == {
         "tweets_downloaded": 450, "retweets": 10, "short_tweets": 15, "tweets_kept": 425}
@@ -86,11 +86,12 @@ def test_a_step_alone_runs_the_steps_before_it(tmp_path, tiny_gpt2, capsys):
     f = sample_file(tmp_path)
     assert main(["prepare", f"file:{f}", "--model", str(tiny_gpt2)]) == 0
     bot = tmp_path / "work" / "mine"
-    assert sorted(p.name for p in bot.iterdir()) == ["dataset", "posts.jsonl", "stats.json"]
+    assert sorted(p.name for p in bot.iterdir()) == ["dataset", "made.json", "posts.jsonl", "stats.json"]
     assert "| Tweets downloaded | 450 |" in capsys.readouterr().out
 
 
-def test_generate_is_reproducible_with_a_seed_and_resume_continues_training(tmp_path, tiny_gpt2, capsys, monkeypatch):
+def test_generate_is_reproducible_with_a_seed_and_training_again_continues_from_its_checkpoint(
+        tmp_path, tiny_gpt2, capsys, monkeypatch):
     from transformers import Trainer
 
     args = ["--model", str(tiny_gpt2), "--max-steps", "8", "--checkpoint-minutes", "0"]
@@ -105,13 +106,15 @@ def test_generate_is_reproducible_with_a_seed_and_resume_continues_training(tmp_
 
     monkeypatch.setattr(Trainer, "training_step", interrupted_step)
     assert main(["train", *args]) == 130
-    assert "interrupted; run the same command with --resume" in capsys.readouterr().err
     bot = tmp_path / "work" / "sample"
+    assert [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")] == [(
+        "error: interrupted while training; run the same command again: training goes on from checkpoint-4 in "
+        f"{bot / 'checkpoints'}")]
     assert sorted(p.name for p in (bot / "checkpoints").iterdir()) == ["checkpoint-4", "huggingtweets-run.json"]
     assert not (bot / "model").exists()
 
     monkeypatch.setattr(Trainer, "training_step", real_step)
-    assert main(["train", *args, "--resume"]) == 0
+    assert main(["train", *args]) == 0
     assert "Resuming from checkpoint-4" in capsys.readouterr().out
     metrics = json.loads((bot / "metrics.json").read_text())
     assert metrics["steps"] == 8
@@ -147,7 +150,7 @@ def test_too_little_text_and_no_posts_leave_no_half_files(tmp_path, tiny_gpt2, c
     assert err == ("error: only 37 characters of text were kept (2 of 2 posts), and at least 6,000 are needed to "
                    "learn a voice: add more posts or more accounts")
     bot = tmp_path / "work" / "few"
-    assert sorted(p.name for p in bot.iterdir()) == ["posts.jsonl", "stats.json"]
+    assert sorted(p.name for p in bot.iterdir()) == ["made.json", "posts.jsonl", "stats.json"]
 
     empty = tmp_path / "empty.txt"
     empty.write_text("\n\n", encoding="utf-8")

@@ -56,3 +56,13 @@ def test_too_few_tokens_for_one_training_block_is_a_clear_error(tmp_path, gpt2_t
     with pytest.raises(NotEnoughTextError, match="less than one block of 1024: add posts, or lower --block-size"):
         build_dataset(posts(10), tok, "tiny", block_size=1024, validation_fraction=0.1, seed=0, out=tmp_path / "ds")
     assert not (tmp_path / "ds").exists()
+
+
+def test_a_text_posted_twice_is_never_on_both_sides_of_the_split():
+    # Two sources that share posts (an archive and the API of one account, with --name): every copy goes
+    # where the first went, so no held-out post was also trained on.
+    twice = posts(60) + [Post(id=f"again-{i}", text=p.text, handle="h2", source="file")
+                         for i, p in enumerate(posts(60))]
+    train, val = split_posts(twice, 0.1, seed=3)
+    assert not {p.text for p in train} & {p.text for p in val}
+    assert len(train) + len(val) == 120 and 12 <= len(val) <= 24

@@ -57,6 +57,16 @@ class SourceSpec:
         return f"@{self.name}"
 
     @property
+    def identity(self) -> str:
+        """What makes two specs one source: a file's resolved path (file:a/t.txt and
+        file:./a/t.txt are one file), an account's name in lower case."""
+        if self.kind in ("file", "archive"):
+            return f"{self.kind}:{Path(self.target).expanduser().resolve()}"
+        if self.kind in ("x", "snscrape", "mastodon"):
+            return f"{self.kind}:{self.target.lower()}"
+        return str(self)
+
+    @property
     def url(self) -> str | None:
         if self.kind in ("x", "snscrape"):
             return f"https://x.com/{self.target}"
@@ -72,6 +82,23 @@ def safe_name(text: str) -> str:
     """A name that is safe as one folder name: never a path, never hidden."""
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._") or "posts"
     return name[:64]
+
+
+def check_api_base(api_base: str) -> str:
+    """`--api-base` as given, once it is an http(s) URL with a host: checked before any
+    request, so a typo is one line, not a traceback or five retries."""
+    from urllib.parse import urlsplit
+
+    url = api_base.strip()
+    try:
+        parts = urlsplit(url if "://" in url else f"http://{url}")
+        host, _ = parts.hostname, parts.port  # .port raises on a port that is not a number
+    except ValueError:
+        host = None
+    if not host or parts.scheme not in ("http", "https"):
+        raise SourceError(f"--api-base {api_base!r} is not an http:// or https:// URL with a host: "
+                          "give one like http://127.0.0.1:8080")
+    return url
 
 
 def parse_source(spec: str) -> SourceSpec:

@@ -71,7 +71,7 @@ def fetch_resumable(source: NetworkSource, folder: Path, max_posts: int | None =
 
     folder.mkdir(parents=True, exist_ok=True)
     state_path = folder / "state.json"
-    state = read_json(state_path) if state_path.exists() else {}
+    state = _read_state(state_path, say)
     have = stored_posts(folder)
     known = {p.id for p in have}
     next_page = len(list(folder.glob("page-*.jsonl"))) + 1
@@ -122,6 +122,26 @@ def fetch_resumable(source: NetworkSource, folder: Path, max_posts: int | None =
         write_json(state_path, state)
     everything = stored_posts(folder)
     return everything[:max_posts] if max_posts else everything
+
+
+def _read_state(path: Path, say: Callable[[str], None]) -> dict:
+    """The state of an earlier fetch; a damaged one (or one an older version wrote in
+    another shape) is set aside: the pages stay, so starting the paging over loses nothing."""
+    if not path.exists():
+        return {}
+    try:
+        state = read_json(path)
+        if not isinstance(state, dict):
+            raise ValueError("not an object")
+        if state.get("newest") is not None:
+            Post.from_dict(state["newest"])
+        if not isinstance(state.get("cursor"), (str, type(None))):
+            raise ValueError("cursor is not text")
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        say(f"{path} is damaged or from an older version: paging the account again from its newest post "
+            "(the posts already stored are kept)")
+        return {}
+    return state
 
 
 def display_name_of(source: NetworkSource) -> str | None:
