@@ -54,6 +54,18 @@ def test_two_sources_with_one_name_never_share_a_folder(tmp_path, tiny_gpt2, cap
                for line in (work / "bob" / "posts.jsonl").read_text().splitlines())
 
 
+def test_an_x_account_and_its_archive_never_share_a_folder(tmp_path, capsys):
+    from test_archive import make_zip, modern_files
+
+    archive = make_zip(tmp_path / "twitter-2026.zip", modern_files())  # alice_x's own archive
+    assert main(["fetch", f"archive:{archive}"]) == 0
+    capsys.readouterr()
+    # refused before any request (no X token is even needed to be told)
+    assert main(["prepare", "@alice_x"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"is the bot of archive:{archive}, not of x:alice_x" in err[0] and "--name" in err[0]
+
+
 def test_the_same_source_given_twice_counts_once(tmp_path, capsys, monkeypatch):
     write_posts(tmp_path / "a" / "t.txt", 3, "a")
     monkeypatch.chdir(tmp_path)
