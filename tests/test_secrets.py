@@ -23,9 +23,10 @@ def test_no_token_reaches_output_files_runs_or_the_card(loopback, tmp_path, tiny
                 env=env),
         # A bad token for X on a fresh account: the error must not echo it either.
         run_cli("fetch", "@nobody", "--api-base", loopback.url, env={**env, "X_BEARER_TOKEN": X_TOKEN + "x"}),
-        run_cli("push", "jack", "--repo-id", "me/jack-bot", "--consent", "self",
+        # the tiny model's card names no licence: push asks for one
+        run_cli("push", "jack", "--repo-id", "me/jack-bot", "--consent", "self", "--license", "mit",
                 env={**env, "HF_HUB_OFFLINE": "0"}),
-        run_cli("push", "jack", "--repo-id", "me/jack-bot", "--consent", "self",
+        run_cli("push", "jack", "--repo-id", "me/jack-bot", "--consent", "self", "--license", "mit",
                 env={**env, "HF_HUB_OFFLINE": "0", "HF_TOKEN": HF + "x"}),
     ]
     assert [r.returncode for r in runs] == [0, 1, 0, 1], [r.stderr[-1500:] for r in runs]
