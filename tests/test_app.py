@@ -21,6 +21,7 @@ from conftest import REPO
 from huggingtweets.app import NO_HUB_YET, build_app, stats_frame
 from huggingtweets.cli import app_command, main
 from huggingtweets.sources.sample import sample_posts
+from test_card import licensed_gpt2  # noqa: F401 (a fixture)
 from test_hub import HF_TOKEN
 from test_secrets import WANDB as WANDB_KEY
 from test_x import TOKEN as X_TOKEN
@@ -46,6 +47,13 @@ def one_torch_thread():
 def tiny_env(monkeypatch, tiny_gpt2):
     monkeypatch.setenv("HUGGINGTWEETS_MODEL", str(tiny_gpt2))
     return tiny_gpt2
+
+
+@pytest.fixture
+def licensed_env(monkeypatch, licensed_gpt2):
+    """tiny_env with a base model whose own card names its licence, so the bot can be published."""
+    monkeypatch.setenv("HUGGINGTWEETS_MODEL", str(licensed_gpt2))
+    return licensed_gpt2
 
 
 def fast_settings() -> ht.Settings:
@@ -77,9 +85,9 @@ def posts_file(path: Path, texts: list[str]) -> Path:
     return path
 
 
-def test_the_sample_account_end_to_end(tiny_env, monkeypatch):
+def test_the_sample_account_end_to_end(licensed_env, monkeypatch, loopback):
     app = build_app(fast_settings())
-    assert app.model.value == str(tiny_env)  # the default base model is Settings().model
+    assert app.model.value == str(licensed_env)  # the default base model is Settings().model
     assert [r.kind.value for r in app.active_rows()] == ["sample"]
     assert app.others_note.layout.display == "none" and app.publish_box.layout.display == "none"
 
@@ -118,18 +126,31 @@ def test_the_sample_account_end_to_end(tiny_env, monkeypatch):
         app.publish_button.click()
         assert app.wait(10) and app.publish_status.value == NO_HUB_YET
     else:
-        from huggingtweets import hub
+        # The real hub.push, to the loopback Hub (tests run with HF_HUB_OFFLINE=1: this one is online).
+        import huggingface_hub.constants
+        from huggingface_hub import ModelCard
+        from test_card import assert_speaks_for_its_trainer
+        from test_hub import HUB_USER, FakeHub
 
-        pushed = []
-        monkeypatch.setattr(hub, "push", lambda settings, name, **kw: pushed.append((name, kw)) or "https://hf.co/me/x")
+        hub = FakeHub(loopback)
+        monkeypatch.setenv("HF_ENDPOINT", loopback.url)
+        monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+        monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_XET", True)
         app.repo_id.value = "me/x"
-        app.hf_token.value = "hf_not_a_real_token"
+        app.hf_token.value = HF_TOKEN
         assert app.hf_token.value == ""
         app.publish_button.click()
-        assert app.wait(10) and app.last_error is None, app.last_error
-        ((name, kw),) = pushed
-        assert (name, kw["repo_id"], kw["consent"], kw["token"]) == ("sample", "me/x", None, "hf_not_a_real_token")
-        assert app.publish_status.value == "Published: https://hf.co/me/x"
+        assert app.wait(60) and app.last_error is None, app.last_error
+        assert app.publish_status.value == f"Published: {loopback.url}/me/x"
+        ((repo, files),) = hub.commits
+        assert repo == "me/x" and {"README.md", "config.json", "model.safetensors"} <= set(files)
+        readme = files["README.md"].decode()
+        card = ModelCard(readme)
+        assert card.data.license == "mit" and card.data.base_model == "openai-community/gpt2"
+        assert card.data.widget == [{"text": "My dream is"}] and "model='me/x'" in readme
+        assert_speaks_for_its_trainer(readme)
+        assert f"*Built by {HUB_USER}*" in readme and HF_TOKEN not in readme
 
 
 def test_posts_samples_handles_and_errors_show_as_text(tiny_env, tmp_path):
