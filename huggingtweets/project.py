@@ -23,3 +23,12 @@ def home_url() -> str:
         config.read(Path(__file__).resolve().parent.parent / "setup.cfg", encoding="utf-8")
         url = config.get("metadata", "url", fallback="")
     return url.rstrip("/")
+
+
+@functools.lru_cache(maxsize=1)
+def user_agent() -> str:
+    """The User-Agent every HTTP client of the sources sends: name/version, then (+URL)
+    the page that says what this client is."""
+    from . import __version__  # at call time: the package is fully imported by then
+
+    return f"huggingtweets/{__version__} (+{home_url()})"

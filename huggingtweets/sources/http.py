@@ -19,8 +19,8 @@ import httpx
 
 from ..errors import SourceError
 from ..posts import json_loads
+from ..project import user_agent
 
-USER_AGENT = "huggingtweets/0.1 (+https://github.com/borisdayma/huggingtweets)"
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 BACKOFF_SECONDS = 0.5  # first wait when the server says nothing; doubles each try
 MAX_WAIT_SECONDS = 15 * 60  # X's rate-limit windows are 15 minutes
@@ -63,7 +63,7 @@ class ApiClient:
         self.retries = retries
         self.sleep = sleep
         self.say = say or (lambda m: print(m, file=sys.stderr, flush=True))
-        self.client = httpx.Client(base_url=base_url, headers={"User-Agent": USER_AGENT, **(headers or {})},
+        self.client = httpx.Client(base_url=base_url, headers={"User-Agent": user_agent(), **(headers or {})},
                                    timeout=timeout, transport=transport, follow_redirects=True)
 
     def close(self) -> None:
