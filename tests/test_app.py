@@ -23,6 +23,7 @@ from huggingtweets.cli import app_command, main
 from huggingtweets.sources.sample import sample_posts
 from test_card import licensed_gpt2  # noqa: F401 (a fixture)
 from test_hub import HF_TOKEN
+from test_project_url import URL as PROJECT_URL, colab_link, readme_branch, run_install_cell
 from test_secrets import WANDB as WANDB_KEY
 from test_x import TOKEN as X_TOKEN
 
@@ -304,13 +305,11 @@ def test_the_app_command(monkeypatch, capsys):
 def test_the_demo_notebook_is_saved_clean():
     nb = nbformat.read(DEMO, as_version=4)
     nbformat.validate(nb)
-    badge, install = nb.cells[0].source, nb.cells[1].source
-    repository = install.split('REPOSITORY = "', 1)[1].split('"', 1)[0]
-    owner_name = repository.removeprefix("https://github.com/")
-    assert f"https://colab.research.google.com/github/{owner_name}/blob/master/notebooks/huggingtweets-demo.ipynb" \
-        in badge  # the badge and the install cell name the same repository
-    (pip,) = [line for line in install.splitlines() if '"pip"' in line]
-    assert "git+{REPOSITORY}" in pip and "torch" not in pip and "ipywidgets" not in pip and "[app]" not in pip
+    # The badge opens this project's demo and the install cell, run, installs this project: both from
+    # setup.cfg's url, on the branch the README names (tests/test_project_url.py checks the rest).
+    assert colab_link(readme_branch()) in nb.cells[0].source
+    ((magic, pip),) = run_install_cell({})
+    assert magic == "pip" and pip == f'install --quiet "huggingtweets @ git+{PROJECT_URL}@{readme_branch()}"'
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(c.outputs == [] and c.execution_count is None for c in code)
     assert "build_app()" in code[2].source
