@@ -9,7 +9,7 @@ venv names a folder of links to everything in our site-packages except huggingtw
 itself (its editable install and metadata) and pip/setuptools. The repository is a
 bare clone of the committed HEAD (as branch `main`), reached by a `file://` URL through
 the cell's own override, HUGGINGTWEETS_REPO: uncommitted work is not what it installs.
-About 12 s here (venv 3 s, the pip install from git 6 s); a repository without
+About 12 s here (the venv 4 s, the cell with its pip install from git 7 s); a repository without
 huggingtweets/app.py (the original project's, or this one before 2217f80) fails it."""
 
 import os
