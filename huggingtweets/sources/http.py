@@ -44,9 +44,10 @@ def with_base(default: str, api_base: str | None) -> str:
     the documented paths stay, so tests and self-hosted servers work."""
     if not api_base:
         return default
+    from . import check_api_base
+
+    api_base = check_api_base(api_base)
     base = urlsplit(api_base if "://" in api_base else f"http://{api_base}")
-    if not base.hostname:
-        raise SourceError(f"--api-base {api_base!r} is not a URL: give one like http://127.0.0.1:8080")
     d = urlsplit(default)
     return urlunsplit((base.scheme, base.netloc, d.path, "", ""))
 
