@@ -24,13 +24,33 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 from urllib.parse import urlparse
 
-from .errors import SettingsError
+from .errors import HuggingtweetsError, SettingsError
 from .files import read_json, without_home, write_json
 
 MODES = ("auto", "online", "offline", "disabled")
 OFF_LINE = ("W&B tracking is off: set WANDB_API_KEY (or run `wandb login`) to track runs online, "
             "or WANDB_MODE=offline to keep them on disk")
 ARTIFACT_TABLE_ROWS = 200  # kept and dropped posts shown in the preprocessing run
+INIT_TIMEOUT_SECONDS = 60  # unless WANDB_INIT_TIMEOUT says otherwise
+WHAT_TO_DO = ("check WANDB_API_KEY (or `wandb login`), WANDB_BASE_URL and the network, or use --wandb offline to keep "
+              "the runs on disk (or --wandb disabled)")
+
+
+class TrackingError(HuggingtweetsError):
+    """W&B online refused or could not be reached: a run could not start, or an artifact could not be
+    saved or used."""
+
+
+def _reason(e: BaseException) -> str:
+    """The first line of what wandb said (its messages run on with advice about its own settings)."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    return lines[0] if lines else type(e).__name__
+
+
+def _wandb_errors(wandb) -> tuple[type[BaseException], ...]:
+    """What wandb raises when the server refuses or cannot be reached (wandb.errors.Error: UsageError,
+    CommError, AuthenticationError...); an artifact's failed upload comes out of wait() as a ValueError."""
+    return (wandb.errors.Error, ValueError, TimeoutError, ConnectionError)
 
 
 def _logged_in() -> bool:
@@ -141,11 +161,28 @@ class Tracker:
             raise SettingsError("W&B tracking is on but wandb is not installed: pip install wandb, "
                                 "or set WANDB_MODE=disabled") from None
 
-        settings = wandb.Settings(init_timeout=60, silent=True, console="off")
-        with _command_line_without_paths():
-            return wandb.init(project=self.settings.wandb_project, entity=self.settings.wandb_entity or None,
-                              job_type=job_type, name=f"{self.name}-{job_type}", mode=self.mode, config=config,
-                              settings=settings, reinit="finish_previous")
+        # Settings given here win over the environment: the timeout is set only when WANDB_INIT_TIMEOUT is not.
+        timeout = {} if os.environ.get("WANDB_INIT_TIMEOUT") else {"init_timeout": INIT_TIMEOUT_SECONDS}
+        settings = wandb.Settings(silent=True, console="off", **timeout)
+        try:
+            with _command_line_without_paths():
+                return wandb.init(project=self.settings.wandb_project, entity=self.settings.wandb_entity or None,
+                                  job_type=job_type, name=f"{self.name}-{job_type}", mode=self.mode, config=config,
+                                  settings=settings, reinit="finish_previous")
+        except _wandb_errors(wandb) as e:
+            where = f" at {os.environ['WANDB_BASE_URL']}" if os.environ.get("WANDB_BASE_URL") else ""
+            raise TrackingError(f"W&B could not start the {job_type} run{where} ({_reason(e)}): {WHAT_TO_DO}") from None
+
+    def _log_artifact(self, run, artifact, wandb, after: str = "") -> None:
+        """Log an artifact; online, wait until the server has it, so a refused upload is an error here,
+        not a line lost in wandb's log."""
+        try:
+            run.log_artifact(artifact, aliases=["latest", self.name])
+            if self.mode == "online":
+                artifact.wait()
+        except _wandb_errors(wandb) as e:
+            raise TrackingError(f"W&B could not save the {artifact.name.split(':')[0]} artifact ({_reason(e)})"
+                                f"{after}: {WHAT_TO_DO}") from None
 
     def _record(self, key: str, run, **extra: Any) -> None:
         url = run.url if self.mode == "online" else None
@@ -159,25 +196,27 @@ class Tracker:
         import wandb
 
         run = self._init("preprocess", run_config(self.settings))
+        failed = True
         try:
             sources = [public_source(s) for s in self.settings.sources]
             raw = wandb.Artifact("raw-posts", type="dataset", description=f"Posts fetched for {self.name}",
                                  metadata={"bot": self.name, "sources": sources,
                                            "posts": filtered.stats.tweets_downloaded, "inputs": []})
             raw.add_file(str(posts_path))
-            run.log_artifact(raw, aliases=["latest", self.name])
+            self._log_artifact(run, raw, wandb)
             dataset = wandb.Artifact("train-dataset", type="dataset", description=f"Packed blocks for {self.name}",
                                      metadata={"bot": self.name, "stats": filtered.stats.to_dict(),
                                                "inputs": [{"name": "raw-posts", "digest": raw.digest}]})
             dataset.add_dir(str(dataset_dir))
-            run.log_artifact(dataset, aliases=["latest", self.name])
+            self._log_artifact(run, dataset, wandb)
             run.summary.update(filtered.stats.to_dict())
             rows = [[p.id, p.handle, "kept", p.text] for p in filtered.kept[:ARTIFACT_TABLE_ROWS // 2]]
             rows += [[p.id, p.handle, reason, p.text] for p, reason in filtered.dropped[:ARTIFACT_TABLE_ROWS // 2]]
             run.log({"posts": wandb.Table(columns=["id", "handle", "decision", "text"], data=rows)})
             self._record("prepare_run", run, raw_posts_digest=raw.digest, train_dataset_digest=dataset.digest)
+            failed = False
         finally:
-            run.finish()
+            _finish(run, failed)
 
     @contextlib.contextmanager
     def training(self, base_model: str) -> Iterator["_TrainingRun | None"]:
@@ -190,19 +229,39 @@ class Tracker:
         run = self._init("train", run_config(self.settings, base_model))
         failed = True
         try:
-            dataset_digest = (self.state.get("prepare_run") or {}).get("train_dataset_digest")
-            if self.mode == "online":
-                run.use_artifact(f"train-dataset:{self.name}")
-            yield _TrainingRun(run, wandb, self.name, dataset_digest)
+            prepared = self.state.get("prepare_run") or {}
+            if self.mode == "online" and prepared.get("mode") == "online":  # else the server has no train-dataset
+                try:
+                    run.use_artifact(f"train-dataset:{self.name}")
+                except _wandb_errors(wandb) as e:
+                    raise TrackingError(f"W&B could not use the train-dataset artifact ({_reason(e)}): "
+                                        f"{WHAT_TO_DO}") from None
+            yield _TrainingRun(self, run, wandb, prepared.get("train_dataset_digest"))
             failed = False
             self._record("train_run", run, model_artifact="finetuned-model")
         finally:
-            run.finish(exit_code=1 if failed else 0)
+            _finish(run, failed)
+
+
+def _finish(run, failed: bool) -> None:
+    """Finish a run; when it failed, nothing wandb raises while finishing hides the error that ended it."""
+    if not failed:
+        import wandb
+
+        name = run.name
+        try:
+            run.finish(exit_code=0)
+        except _wandb_errors(wandb) as e:
+            raise TrackingError(f"W&B could not finish the run {name} ({_reason(e)}): {WHAT_TO_DO}") from None
+        return
+    with contextlib.suppress(Exception):
+        run.finish(exit_code=1)
 
 
 class _TrainingRun:
-    def __init__(self, run, wandb, name: str, dataset_digest: str | None):
-        self.run, self.wandb, self.name, self.dataset_digest = run, wandb, name, dataset_digest
+    def __init__(self, tracker: Tracker, run, wandb, dataset_digest: str | None):
+        self.tracker, self.run, self.wandb, self.dataset_digest = tracker, run, wandb, dataset_digest
+        self.name = tracker.name
 
     def log(self, entry: dict[str, Any]) -> None:
         values = {k: v for k, v in entry.items() if isinstance(v, (int, float)) and k not in ("step", "max_steps")}
@@ -217,7 +276,7 @@ class _TrainingRun:
                                               "eval_perplexity_after": metrics["eval_perplexity_after"],
                                               "inputs": [{"name": "train-dataset", "digest": self.dataset_digest}]})
         model.add_dir(str(model_dir))
-        self.run.log_artifact(model, aliases=["latest", self.name])
+        self.tracker._log_artifact(self.run, model, self.wandb, after=f"; the model is saved in {model_dir}")
         table = self.wandb.Table(columns=["prompt", "sample", "seed"], data=[[s.prompt, s.text, s.seed] for s in samples])
         self.run.log({"predictions": table})
 

@@ -127,3 +127,99 @@ def test_no_path_of_a_local_source_reaches_wandb(tmp_path, tiny_gpt2, wandb_dirs
             text = str(record)
             for folder in ("Private-Folder-Q7", "Elsewhere-Folder-Z9", str(home), str(tiny_gpt2)):
                 assert folder not in text, (folder, record.WhichOneof("record_type"), text[:3000])
+
+
+# --- W&B online, against a fake server on 127.0.0.1 ---------------------------------------------------------------
+
+class FakeWandb:
+    """Just enough of the W&B API (GraphQL, file_stream, wandb-core's telemetry) for a run to start;
+    `refuse` answers every GraphQL call with that status (a wrong key: 401), `refuse_artifacts` every call
+    but the run's own (a project you may not write to: 403)."""
+
+    RUN_CALLS = {"UpsertBucket", "Viewer", "ServerFeaturesQuery", "OrganizationCoreWeaveOrganizationID"}
+
+    def __init__(self, loopback, refuse: int | None = None, refuse_artifacts: int | None = None):
+        from loopback import Reply
+
+        self.refuse, self.refuse_artifacts, self.calls = refuse, refuse_artifacts, []
+
+        def graphql(req, m):
+            operation = json.loads(req.body or b"{}").get("operationName") or req.body.decode()[:60]
+            self.calls.append(operation)
+            status = self.refuse or (self.refuse_artifacts if operation not in self.RUN_CALLS else None)
+            if status:
+                return Reply(status, {"errors": [{"message": "permission denied"}]})
+            if operation == "UpsertBucket":
+                v = json.loads(req.body)["variables"]
+                return Reply(200, {"data": {"upsertBucket": {"inserted": True, "bucket": {
+                    "id": "QnVja2V0OjE=", "name": v.get("name"), "displayName": v.get("displayName") or "run",
+                    "description": None, "config": "{}", "sweepName": None, "historyLineCount": 0,
+                    "project": {"id": "UHJvamVjdDox", "name": v.get("project"), "entity": {"id": "RTox", "name": "alice"}}}}}})
+            if operation == "Viewer":
+                return Reply(200, {"data": {"viewer": {"id": "VXNlcjox", "entity": "alice", "username": "alice",
+                                                       "email": "alice@example.com", "flags": "{}", "teams": {"edges": []}}}})
+            return Reply(200, {"data": {}})
+
+        loopback.route(r"/graphql", graphql)
+        loopback.route(r"/files/.*/file_stream", lambda req, m: Reply(200, {"exitcode": None, "limits": {}}))
+        loopback.route(r"/sdk/otel/.*", lambda req, m: Reply(200, b""))
+        self.url = loopback.url
+
+
+def online_env(url: str, home) -> dict[str, str]:
+    return {"WANDB_MODE": "online", "WANDB_BASE_URL": url, "WANDB_API_KEY": "wb" + "7" * 38, "HOME": str(home),
+            "WANDB_INIT_TIMEOUT": "3"}
+
+
+def closed_port() -> str:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+def check_one_error_line(done, starts: str) -> str:
+    """Exit 1, no traceback, and the last line on stderr is the one `error:` line."""
+    assert done.returncode == 1, done.stderr[-3000:]
+    lines = done.stderr.strip().splitlines()
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert [line for line in lines if line.startswith("error:")] == lines[-1:], done.stderr[-3000:]
+    assert lines[-1].startswith(starts), lines[-1]
+    assert lines[-1].endswith("check WANDB_API_KEY (or `wandb login`), WANDB_BASE_URL and the network, or use "
+                              "--wandb offline to keep the runs on disk (or --wandb disabled)"), lines[-1]
+    return lines[-1]
+
+
+def no_leftovers(work) -> None:
+    assert not [p for p in work.rglob("*") if p.name.endswith(".tmp") or p.name == "tracking.json"]
+
+
+@pytest.mark.parametrize("how", ["wrong key", "no server"])
+def test_online_run_that_cannot_start_is_one_error_line(tmp_path, tiny_gpt2, wandb_dirs, loopback, how):
+    url = FakeWandb(loopback, refuse=401).url if how == "wrong key" else closed_port()
+    done = run_cli("prepare", "--model", str(tiny_gpt2), env=online_env(url, tmp_path))
+    line = check_one_error_line(done, f"error: W&B could not start the preprocess run at {url} (")
+    assert ("permission denied" in line) if how == "wrong key" else ("connection refused" in line)
+    no_leftovers(tmp_path / "work")
+    made = json.loads((tmp_path / "work" / "sample" / "made.json").read_text())
+    assert made.get("dataset") is None  # not current: the same command builds it again
+
+
+def test_online_artifact_the_server_refuses_is_one_error_line(tmp_path, tiny_gpt2, wandb_dirs, loopback):
+    fake = FakeWandb(loopback, refuse_artifacts=403)
+    done = run_cli("prepare", "--model", str(tiny_gpt2), env=online_env(fake.url, tmp_path))
+    check_one_error_line(done, "error: W&B could not save the raw-posts artifact (")
+    assert "UpsertBucket" in fake.calls  # the run did start
+    no_leftovers(tmp_path / "work")
+
+
+def test_online_train_dataset_the_server_refuses_is_one_error_line(tmp_path, tiny_gpt2, wandb_dirs, loopback):
+    assert main(["prepare", "--model", str(tiny_gpt2)]) == 0  # W&B off (conftest)
+    # As a prepare run online leaves it: train then uses its train-dataset artifact.
+    (tmp_path / "work" / "sample" / "tracking.json").write_text(json.dumps(
+        {"prepare_run": {"id": "abc", "mode": "online", "url": None, "project": "huggingtweets"}}))
+    fake = FakeWandb(loopback, refuse_artifacts=403)
+    done = run_cli("train", "--model", str(tiny_gpt2), "--max-steps", "2", env=online_env(fake.url, tmp_path))
+    check_one_error_line(done, "error: W&B could not use the train-dataset artifact (permission denied)")
+    assert not (tmp_path / "work" / "sample" / "model").exists()
