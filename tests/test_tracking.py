@@ -154,10 +154,12 @@ class FakeWandb:
                 return Reply(200, {"data": {"upsertBucket": {"inserted": True, "bucket": {
                     "id": "QnVja2V0OjE=", "name": v.get("name"), "displayName": v.get("displayName") or "run",
                     "description": None, "config": "{}", "sweepName": None, "historyLineCount": 0,
-                    "project": {"id": "UHJvamVjdDox", "name": v.get("project"), "entity": {"id": "RTox", "name": "alice"}}}}}})
+                    "project": {"id": "UHJvamVjdDox", "name": v.get("project"),
+                                "entity": {"id": "RTox", "name": "alice"}}}}}})
             if operation == "Viewer":
                 return Reply(200, {"data": {"viewer": {"id": "VXNlcjox", "entity": "alice", "username": "alice",
-                                                       "email": "alice@example.com", "flags": "{}", "teams": {"edges": []}}}})
+                                                       "email": "alice@example.com", "flags": "{}",
+                                                       "teams": {"edges": []}}}})
             return Reply(200, {"data": {}})
 
         loopback.route(r"/graphql", graphql)
