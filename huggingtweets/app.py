@@ -284,6 +284,9 @@ class App(widgets.VBox):
         self.consent_kind = widgets.Dropdown(options=[("it is my account", "self"), ("its owner agreed", "given")],
                                              value="self", layout=widgets.Layout(width="12rem"))
         self.consent_box = widgets.HBox([self.consent, self.consent_kind])
+        # Only needed where the base model's own card names no licence (push refuses without one).
+        self.license = widgets.Text(description="Licence", placeholder="mit, apache-2.0 ... (default: the base model's)",
+                                    layout=widgets.Layout(width="28rem"))
         self.repo_id = widgets.Text(description="Repo id", placeholder="ORG/NAME (default: the bot's name, yours)",
                                     layout=widgets.Layout(width="30rem"))
         self.hf_token = widgets.Password(description="HF token",
@@ -297,7 +300,7 @@ class App(widgets.VBox):
         self.hf_token.observe(lambda change: self._token_arrived(change, "hf"), "value")
         self.publish_box = widgets.VBox([
             widgets.HTML("<h4 style='margin:4px 0'>Publish to the Hugging Face Hub</h4>"),
-            self.consent_box, self.repo_id, widgets.HBox([self.hf_token, self.hf_token_status]),
+            self.consent_box, self.repo_id, self.license, widgets.HBox([self.hf_token, self.hf_token_status]),
             widgets.HBox([self.publish_button, self.publish_status])])
         self.publish_box.layout.display = "none"
 
@@ -593,7 +596,7 @@ class App(widgets.VBox):
         self.publish_status.value = ""
         url = hub.push(settings, ht.Workspace.of(settings).name, repo_id=self.repo_id.value.strip() or None,
                        consent=None if self.sample_only() else self.consent_kind.value,
-                       token=self._tokens.get("hf"), say=self.say)
+                       license=self.license.value.strip() or None, token=self._tokens.get("hf"), say=self.say)
         self.publish_status.value = f"Published: {esc(url)}"
 
 

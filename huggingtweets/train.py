@@ -340,7 +340,7 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
     return {
         "base_model": base.hub_id or base.path,
         "base": {"hub_id": base.hub_id, "path": base.path, "display": base.display, "url": base.url,
-                 "license": base.license, "limitations_url": base.limitations_url},
+                 "license": base.license, "limitations_url": base.limitations_url, "base_model": base.base_model},
         "eval_loss_before": before["eval_loss"],
         "eval_loss_after": after["eval_loss"],
         "eval_perplexity_before": math.exp(before["eval_loss"]),

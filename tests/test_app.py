@@ -154,6 +154,29 @@ def test_the_sample_account_end_to_end(licensed_env, monkeypatch, loopback):
         assert f"*Built by {HUB_USER}*" in readme and HF_TOKEN not in readme
 
 
+def test_a_base_model_without_a_known_licence_is_published_under_the_one_typed(tiny_env, monkeypatch, loopback):
+    import huggingface_hub.constants
+    from huggingface_hub import ModelCard
+    from test_hub import FakeHub
+
+    ht.train(ht.Settings(precision="fp32", max_steps=2), say=lambda _: None)
+    hub = FakeHub(loopback)
+    monkeypatch.setenv("HF_ENDPOINT", loopback.url)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_XET", True)
+    app = build_app(fast_settings())
+    app.repo_id.value = "me/y"
+    app.hf_token.value = HF_TOKEN
+    app.publish_button.click()
+    assert app.wait(60) and "licence is not known" in app.last_error and not hub.commits
+    app.license.value = "apache-2.0"
+    app.publish_button.click()
+    assert app.wait(60) and app.last_error is None, app.last_error
+    ((repo, files),) = hub.commits
+    assert repo == "me/y" and ModelCard(files["README.md"].decode()).data.license == "apache-2.0"
+
+
 def test_posts_samples_handles_and_errors_show_as_text(tiny_env, tmp_path):
     texts = [SCRIPT_POST, IMG_POST] + [p.text for p in sample_posts()]
     app = build_app(fast_settings())
