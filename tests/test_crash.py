@@ -67,22 +67,49 @@ def test_kill_during_fetch_then_resume(loopback, tmp_path):
     assert len(resumed.splitlines()) == 600
 
 
+# The child holds still once the dataset's first half (the posts) is saved in its temp folder, so the kill
+# lands in the middle of the build: with the tokenizer loaded, the blocks made, half the folder written.
+HOLD_MID_BUILD = """
+import sys, time
+from pathlib import Path
+import datasets
+real = datasets.DatasetDict.save_to_disk
+def save_to_disk(self, path, *a, **kw):
+    real(self, path, *a, **kw)
+    if Path(path).name == "posts":
+        (Path(path).parent / "posts-saved").touch()
+        time.sleep(120)
+datasets.DatasetDict.save_to_disk = save_to_disk
+from huggingtweets.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def test_kill_during_prepare_leaves_nothing_half_written(tmp_path, tiny_gpt2):
-    args = ["prepare", "--model", str(tiny_gpt2)]
     bot = tmp_path / "work" / "sample"
-    finish("fetch")
-    proc = start(*args)
-    kill_when(proc, lambda: (bot / "stats.json").exists())
-    # The dataset is either absent or whole: it is swapped in only when complete.
-    assert not (bot / "dataset").exists() or (bot / "dataset" / "info.json").exists()
-    finish(*args)
+    finish("prepare", "--model", str(tiny_gpt2), "--block-size", "32")
+    before = (bot / "dataset" / "info.json").read_text()
+    args = ["prepare", "--model", str(tiny_gpt2)]  # blocks of 64: the dataset is built again
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_MID_BUILD, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    kill_when(proc, lambda: any(bot.glob(".dataset.*.tmp/posts-saved")))
+    # Killed mid-build: its half-written folder is there, and the dataset in place is the old one, whole.
+    assert [p.name for p in bot.glob(".dataset.*.tmp")] and (bot / "dataset" / "info.json").read_text() == before
+    from huggingtweets.dataset import load_blocks
+
+    assert len(load_blocks(bot / "dataset")["train"][0]["input_ids"]) == 32
+
+    out = finish(*args)
+    assert "Dataset:" in out
     finish(*args, "--work", str(tmp_path / "clean"))
     for name in ("stats.json", "dataset/info.json"):
         assert (bot / name).read_text() == (tmp_path / "clean" / "sample" / name).read_text()
-    from huggingtweets.dataset import load_blocks
-
-    assert load_blocks(bot / "dataset")["train"]["input_ids"] == \
-        load_blocks(tmp_path / "clean" / "sample" / "dataset")["train"]["input_ids"]
+    assert json.loads((bot / "dataset" / "info.json").read_text())["block_size"] == 64
+    for split in ("train", "validation"):
+        assert load_blocks(bot / "dataset")[split]["input_ids"] == \
+            load_blocks(tmp_path / "clean" / "sample" / "dataset")[split]["input_ids"]
+    # The killed run's temp folder is gone, and nothing else is left beside the dataset.
+    assert sorted(p.name for p in bot.iterdir() if p.name.startswith(".")) == []
 
 
 def test_kill_during_training_then_the_same_command_resumes(tmp_path, tiny_gpt2):
