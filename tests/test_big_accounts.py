@@ -22,8 +22,10 @@ def test_three_full_accounts_in_one_bot(loopback, tmp_path):
     done = subprocess.run([sys.executable, "-c", code, "prepare", *sources, "--api-base", loopback.url,
                            "--model", "nonexistent-model"], capture_output=True, text=True, timeout=600,
                           env={**__import__("os").environ, "X_BEARER_TOKEN": TOKEN})
-    # prepare stops at the model, which is not needed here, after writing the stats.
-    assert "model nonexistent-model is not cached here" in done.stderr, done.stderr[-2000:]
+    # prepare stops at the model, which is not needed here, after writing the stats: one error line.
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1].startswith("error: model nonexistent-model is not cached here"), \
+        done.stderr[-2000:]
     bot = tmp_path / "work" / "-".join(sorted(["jack", "alice.bsky.social", "alice_mastodon.example"]))
     posts = [json.loads(line) for line in (bot / "posts.jsonl").read_text().splitlines()]
     assert len(posts) == 9600 and len({(p["source"], p["id"]) for p in posts}) == 9600
