@@ -13,6 +13,7 @@ what it tried into `fuzz_tried`, printed at the end of the session.
 from __future__ import annotations
 
 import contextlib
+import html
 import io
 import json
 import re
@@ -84,7 +85,8 @@ def check_posts(posts, folder: Path) -> None:
     sorted(posts, key=archive._sort_key)
     path = folder / "fuzz-posts.jsonl"
     assert write_posts(path, posts) == len(posts)  # as UTF-8: no lone surrogates anywhere
-    assert len(read_posts(path)) == len(posts)
+    as_json = lambda ps: [json.dumps(p.to_dict(), ensure_ascii=False) for p in ps]  # noqa: E731 (NaN == NaN)
+    assert as_json(read_posts(path)) == as_json(posts)  # read back the same, field for field
     stats = filter_posts(posts).stats
     assert stats.tweets_downloaded == len(posts)
 
@@ -166,21 +168,33 @@ def bodies(template):
 ENTITY_SOUP = st.lists(st.sampled_from([
     "&#x110000;", "&#99999999;", "&amp;", "&", "&#", "&#x;", "&#0;", "&#xD800;", "&#xdfff;", "&nbsp;", "&NotAnEntity;",
     "&#10;", "&#x85;", "&#x3000;", "&#12288;", "&amp", "&ampx", "\u2028", "\u3000", "\x1c", "\x85", "\u200b", " ", "\n",
-    "https://t.co/x", "http://", "@a", "#b", "word", "RT @x:", "\ud800",
+    "https://t.co/x", "http://", "@a", "#b", "word", "RT @x:", "\ud800", "RT", "RT @", "HTTP", "xHttp", "Word", "\t",
 ]), max_size=40).map("".join)
 ANY_TEXT = st.text(alphabet=st.characters(blacklist_categories=()), max_size=200)  # surrogates included
 
 
+LINKISH = re.compile("http|@|#", re.IGNORECASE)
+
+
 def check_clean(text: str) -> None:
     out = clean_text(text)
-    assert isinstance(out, str)
     assert out == out.strip()
     assert not any(a.isspace() and b.isspace() for a, b in zip(out, out[1:])), f"whitespace run in {out!r}"
     assert not any(w.startswith(("http://", "https://")) for w in out.split())
-    assert is_short(out) in (True, False)
+    # Only links are lost: the words left are the unescaped text's words, in order, but the links.
+    words = html.unescape(text).split()
+    links = [w for w in words if w.startswith(("http://", "https://"))]
+    assert len(out.split()) + len(links) == len(words)
+    assert out.split() == [w for w in words if w not in links]
+    # Short: fewer than 3 words free of "http", "@" and "#" in any case (the original's rule).
+    plain = [w for w in out.split() if not LINKISH.search(w)]
+    assert is_short(out) == (len(plain) < 3), (out, plain)
     result = filter_posts([Post(id="1", text=text, handle="h", source="file")])
     s = result.stats
     assert s.tweets_downloaded == 1 == s.retweets + s.short_tweets + s.tweets_kept
+    assert s.retweets == text.startswith("RT @")
+    assert s.tweets_kept == (not text.startswith("RT @") and len(plain) >= 3)
+    assert [p.text for p in result.kept] == ([out] if s.tweets_kept else [])
 
 
 @fuzz(500)
@@ -236,9 +250,10 @@ VALID_ZIPS = [archive_zip(VALID_FILES, c) for c in (zipfile.ZIP_STORED, zipfile.
 
 
 def read_both(path: Path, folder: Path) -> None:
-    """read_archive raises only SourceError; account_name never raises."""
+    """read_archive raises only SourceError; account_name never raises, and names the archive by
+    its owner's X username or, failing that, by the file's own name."""
     name = account_name(path)
-    assert isinstance(name, str)
+    assert name == path.stem or archive.USERNAME.fullmatch(name), name
     try:
         posts = read_archive(path, handle="me")
     except SourceError as e:
@@ -344,6 +359,7 @@ MEMBER_CONTENT = (
     | mutated(TWEETS).map(lambda v: ytd("tweets", v))
     | mutated(NOTES).map(lambda v: ytd("note_tweet", v))
     | mutated(ACCOUNT).map(lambda v: ytd("account", v))
+    | STRINGS.map(lambda name: ytd("account", [{"account": {"username": name}}]))
     | (mutated(MANIFEST) | JSON).map(lambda v: "window.__THAR_CONFIG = " + json.dumps(v))
     | JSON.map(lambda v: ytd("tweets", v))
 )
@@ -415,11 +431,47 @@ HTML = st.lists(st.sampled_from([
 ]) | st.text(max_size=5), max_size=60).map("".join) | st.text(alphabet=st.characters(blacklist_categories=()))
 
 
+TAGS_AND_WORDS = st.lists(st.tuples(st.sampled_from([  # each tag with the text after it
+    "<p>", "</p>", "<br>", "<br/>", "</br>", "<a href=\"https://example.com/x\" class=\"mention\">", "</a>",
+    "<span class=\"invisible\">", "<span class=\"ellipsis\">", "</span>", "<span>", "<b>", "</b>", "<li>", "<ul>",
+    "</ul>", "<img alt=\":emoji:\">", "<script>", "</script>", "<P class='x'>", "<em>", "</em>", "<i>", "</i>",
+]), st.sampled_from(["word", " word ", "\n", "\u3000", "&amp;", "&quot;", "https://x.y", ""])), min_size=1, max_size=30
+).map(lambda pairs: "".join(tag + text for tag, text in pairs))
+
+
+def shown_as(text: str) -> str:
+    """Text as html_to_text lays it out: spaces and tabs at a line break dropped, at most one empty line,
+    ends stripped."""
+    return re.sub(r"\n{3,}", "\n\n", re.sub(r"[ \t]*\n[ \t]*", "\n", text)).strip()
+
+
 @fuzz(500)
 @given(HTML)
 def test_html_to_text_any_string(fuzz_tried, html):
     tried(fuzz_tried, "Mastodon html_to_text")
-    assert isinstance(html_to_text(html), str)
+    text = html_to_text(html)
+    assert text == text.strip() and "\n\n\n" not in text
+
+
+@fuzz(300)
+@given(ANY_TEXT | ENTITY_SOUP, st.sampled_from(["{}", "<p>{}</p>", "<p>{}<br></p>", "<span>{}</span>"]))
+def test_html_to_text_gives_escaped_text_back(fuzz_tried, text, template):
+    """Text escaped into a status comes back as it was (as any text would be laid out)."""
+    tried(fuzz_tried, "Mastodon html_to_text (escaped text comes back)")
+    assert html_to_text(template.format(html.escape(text))) == shown_as(text)
+
+
+@fuzz(300)
+@given(TAGS_AND_WORDS)
+def test_html_to_text_leaves_no_tag(fuzz_tried, markup):
+    """Complete tags never show in the text; the words outside hidden spans, scripts and links all do."""
+    tried(fuzz_tried, "Mastodon html_to_text (no tag left)")
+    text = html_to_text(markup)
+    assert "<" not in text and ">" not in text, text
+    if "<a " not in markup:  # (a link's text is its URL, or its shown part)
+        # a hidden span or a script may hide all the rest
+        visible = re.sub(r"<(span class=\"(invisible|ellipsis)\"|script)>.*", "", markup, flags=re.S)
+        assert text.count("word") >= visible.count("word"), (markup, text)
 
 
 @fuzz(300)
@@ -429,7 +481,28 @@ def test_html_to_text_any_string(fuzz_tried, html):
 def test_mastodon_link_headers(fuzz_tried, link):
     tried(fuzz_tried, "Mastodon Link header (next_link)")
     has_next, max_id = next_link(link)
-    assert has_next in (True, False) and (max_id is None or isinstance(max_id, str))
+    assert has_next or max_id is None  # no next page, no id for it
+    assert "next" in link or not has_next
+    assert max_id is None or "max_id=" in link
+
+
+LINK_ENTRIES = st.lists(st.tuples(
+    st.sampled_from(["next", "prev", "next prev", "first", "last", "nextish"]),
+    st.integers(0, 10**18) | st.none(),
+    st.sampled_from(['; rel="{}"', "; rel={}", ' ;rel = "{}"', '; title="a"; rel="{}"']),
+), max_size=4)
+
+
+@fuzz(300)
+@given(LINK_ENTRIES)
+def test_mastodon_link_headers_as_servers_write_them(fuzz_tried, entries):
+    """A Link header made of well-formed entries: the first `rel` with the token `next`, and its max_id."""
+    tried(fuzz_tried, "Mastodon Link header (well-formed, against the expected next page)")
+    parts = [f"<https://m.example/api/v1/accounts/1/statuses?limit=40{'' if i is None else f'&max_id={i}'}>"
+             + form.format(rel) for rel, i, form in entries]
+    expected = next(((True, None if i is None else str(i)) for rel, i, _ in entries if "next" in rel.split()),
+                    (False, None))
+    assert next_link(", ".join(parts)) == expected
 
 
 def test_deeply_nested_html_is_not_quadratic():
@@ -485,6 +558,10 @@ def test_retry_after_headers(fuzz_tried, retry_after, reset, remaining):
     headers = httpx.Headers({"retry-after": retry_after, "x-rate-limit-reset": reset, "x-rate-limit-remaining": remaining})
     wait = http._server_wait(headers)
     assert wait is None or (isinstance(wait, float) and wait >= 0)
+    if retry_after.strip().isdigit() and retry_after.strip().isascii():
+        assert wait == float(retry_after)  # seconds, as the server said
+    elif not retry_after and reset.strip().isdigit() and reset.strip().isascii() and remaining in ("0", ""):
+        assert wait is not None and wait <= max(0.0, float(reset) - __import__("time").time()) + 1
 
 
 def x_tweet(i, **extra):
@@ -594,10 +671,43 @@ def test_bluesky_feed_item_parser(tmp_path, fuzz_tried, item):
 
 
 @fuzz(300)
-@given(ANY_TEXT | JSON, JSON | mutated(BSKY_PAGE["feed"][0]["post"]["record"]["facets"]))
+@given(ANY_TEXT | JSON, JSON | st.just([]) | mutated(BSKY_PAGE["feed"][0]["post"]["record"]["facets"]))
 def test_bluesky_link_text(fuzz_tried, text, facets):
     tried(fuzz_tried, "Bluesky link_text (text and facets)")
-    assert isinstance(link_text(text, facets), str)
+    out = link_text(text, facets)
+    if not isinstance(text, str):
+        assert out == ""
+    elif not isinstance(facets, list):
+        assert out == text
+    else:
+        same = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")  # a lone surrogate: U+FFFD
+        uris = [f.get("uri") for facet in facets if isinstance(facet, dict) and isinstance(facet.get("features"), list)
+                for f in facet["features"] if isinstance(f, dict) and isinstance(f.get("uri"), str)]
+        if not any(uris):
+            assert out == same  # no link to put back: the text as it came
+        else:  # only links are put in: what is not in a URL was in the text
+            for uri in uris:
+                out = out.replace(uri, "") if uri else out
+            assert len(out) <= len(same)
+
+
+URIS = st.sampled_from(["https://example.com/a/long/path?q=1", "https://www.example.org/x", "http://e.co/p/é/ü"])
+
+
+@fuzz(300)
+@given(st.text(max_size=30), st.text(max_size=30), URIS, st.integers(0, 12), st.sampled_from(["...", "\u2026", ""]),
+       st.booleans())
+def test_bluesky_link_text_puts_the_whole_link_back(fuzz_tried, before, after, uri, cut, ellipsis, with_scheme):
+    """A link Bluesky shows shortened ("example.com/a/lo...") comes back whole, whatever is around it."""
+    tried(fuzz_tried, "Bluesky link_text (shortened link in any text)")
+    bare = uri if with_scheme else uri.split("://", 1)[1].removeprefix("www.")
+    shown = bare[:max(1, len(bare) - cut)] + (ellipsis if cut else "")
+    text = before + shown + after
+    start = len(before.encode("utf-8", "surrogatepass"))
+    facets = [{"index": {"byteStart": start, "byteEnd": start + len(shown.encode())},
+               "features": [{"$type": "app.bsky.richtext.facet#link", "uri": uri}]}]
+    expected = (before + uri + after).encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    assert link_text(text, facets) == expected
 
 
 M_ACCOUNT = {"id": "109302851733542108", "username": "alice", "acct": "alice", "url": "https://m.example/@alice",
