@@ -245,12 +245,18 @@ def _stale_posts(ws: Workspace, settings: Settings) -> str | None:
 def _ensure_posts(ws: Workspace, settings: Settings, say: Say) -> None:
     """posts.jsonl as these sources gave it: fetched when missing, changed since, or fetched otherwise."""
     _check_owner(ws)
-    why = _stale_posts(ws, settings)
+    _make_if_stale(_stale_posts(ws, settings), ws.posts, "Fetching again", lambda: _fetch(ws, settings, say), say)
+
+
+def _make_if_stale(why: str | None, output: Path, again: str, make: Callable[[], Any], say: Say) -> bool:
+    """Run an earlier step whose output is missing or stale (`why`), saying why when it is
+    there but stale; returns whether it ran."""
     if why is None:
-        return
-    if ws.posts.exists():
-        say(f"Fetching again ({why})")
-    _fetch(ws, settings, say)
+        return False
+    if output.exists():
+        say(f"{again} ({why})")
+    make()
+    return True
 
 
 def fetch(settings: Settings, say: Say = _say) -> list[Post]:
@@ -389,11 +395,8 @@ def train(settings: Settings, say: Say = _say, write_card: bool = True,
                 settings = dataclasses.replace(settings, wandb="disabled")
         tracker = _tracker(settings, ws, say)
         _ensure_posts(ws, settings, say)
-        why = _stale_dataset(ws, settings)
-        if why:
-            if ws.dataset.exists():
-                say(f"Preparing the dataset again ({why})")
-            prepare(settings, say)
+        if _make_if_stale(_stale_dataset(ws, settings), ws.dataset, "Preparing the dataset again",
+                          lambda: prepare(settings, say), say):
             tracker = _tracker(settings, ws, say)  # prepare recorded the dataset's digest
         base = _base_model(settings, say)
         if not rank:
@@ -425,11 +428,7 @@ def generate(settings: Settings, say: Say = _say) -> list[Sample]:
     with _step("generate"):
         ws = _workspace(settings, say)
         _ensure_posts(ws, settings, say)
-        why = _stale_model(ws, settings)
-        if why:
-            if ws.model.exists():
-                say(f"Training again ({why})")
-            train(settings, say)
+        _make_if_stale(_stale_model(ws, settings), ws.model, "Training again", lambda: train(settings, say), say)
         if _why_stale(ws, "samples", _samples_inputs(ws, settings), ws.samples) is None:
             samples = read_samples(settings)
         else:
