@@ -17,7 +17,7 @@ def bench(*args: str, **env: str) -> subprocess.CompletedProcess:
 
 
 def test_the_gpu_bench_without_a_gpu_says_so_in_one_line():
-    done = bench("--gpu")
+    done = bench("--gpu", CUDA_VISIBLE_DEVICES="")  # no GPU, even on a machine that has one
     assert done.returncode == 1 and done.stderr.strip().splitlines()[-1] == \
         "python -m bench --gpu needs a CUDA GPU; without one, run python -m bench"
 

@@ -16,11 +16,12 @@ def test_two_processes_under_accelerate_launch(tmp_path, tiny_gpt2):
     ht.prepare(settings, say=lambda _: None)  # the data first, as the README says
     accelerate = Path(sys.executable).parent / "accelerate"
     # --multi_gpu picks accelerate's torchrun launcher; without a GPU its processes train on the CPU over gloo.
+    # The GPUs are hidden: on a machine with one, two processes on the same device would fail (NCCL).
     done = subprocess.run([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
                            "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
                            "-m", "huggingtweets", "train", "sample", "--model", str(tiny_gpt2), "--max-steps", "6"],
                           capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "HUGGINGTWEETS_WORK": str(tmp_path / "work")})
+                          env={**os.environ, "HUGGINGTWEETS_WORK": str(tmp_path / "work"), "CUDA_VISIBLE_DEVICES": ""})
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     assert sorted(line for line in lines if line.startswith("Process ")) == ["Process 0 of 2: done",

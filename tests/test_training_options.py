@@ -78,8 +78,14 @@ def test_checkpoints_are_saved_at_evaluations_but_not_more_often_than_asked(tmp_
     # the default, 2 minutes: a run this short saves none, and neither does --no-checkpoints
     assert checkpoints_seen(tmp_path, tiny_gpt2, "default") == []
     assert checkpoints_seen(tmp_path, tiny_gpt2, "none", no_checkpoints=True, checkpoint_minutes=0) == []
-    # a cap the user set is named as theirs, not as the CPU's
-    assert "Training capped at 4 steps by --max-steps (0.2 of 2 passes over 129 blocks)" in capsys.readouterr().out
+    # a cap the user set is named as theirs, not as the CPU's (the passes planned: 4 on a GPU, 2 on a CPU)
+    import torch
+
+    from huggingtweets.train import CPU_EPOCHS, GPU_EPOCHS
+
+    passes = GPU_EPOCHS if torch.cuda.is_available() else CPU_EPOCHS  # as train_model decides
+    assert (f"Training capped at 4 steps by --max-steps (0.2 of {passes} passes over 129 blocks)"
+            in capsys.readouterr().out)
 
 
 def test_running_out_of_accelerator_memory_is_one_line_that_says_what_to_try(tmp_path, tiny_gpt2):
