@@ -47,6 +47,15 @@ def _reason(e: BaseException) -> str:
     return lines[0] if lines else type(e).__name__
 
 
+def _server() -> str:
+    """ at SCHEME://HOST:PORT, of WANDB_BASE_URL (never a user name or password in it), or nothing."""
+    try:
+        base = urlparse(os.environ.get("WANDB_BASE_URL") or "")
+        return f" at {base.scheme}://{base.hostname}" + (f":{base.port}" if base.port else "") if base.hostname else ""
+    except ValueError:  # a port that is not a number
+        return ""
+
+
 def _wandb_errors(wandb) -> tuple[type[BaseException], ...]:
     """What wandb raises when the server refuses or cannot be reached (wandb.errors.Error: UsageError,
     CommError, AuthenticationError...); an artifact's failed upload comes out of wait() as a ValueError."""
@@ -170,8 +179,8 @@ class Tracker:
                                   job_type=job_type, name=f"{self.name}-{job_type}", mode=self.mode, config=config,
                                   settings=settings, reinit="finish_previous")
         except _wandb_errors(wandb) as e:
-            where = f" at {os.environ['WANDB_BASE_URL']}" if os.environ.get("WANDB_BASE_URL") else ""
-            raise TrackingError(f"W&B could not start the {job_type} run{where} ({_reason(e)}): {WHAT_TO_DO}") from None
+            raise TrackingError(f"W&B could not start the {job_type} run{_server()} ({_reason(e)}): "
+                                f"{WHAT_TO_DO}") from None
 
     def _log_artifact(self, run, artifact, wandb, after: str = "") -> None:
         """Log an artifact; online, wait until the server has it, so a refused upload is an error here,
