@@ -39,3 +39,8 @@ class OutOfMemoryError(HuggingtweetsError):
 
 class DamagedFileError(HuggingtweetsError):
     """A file huggingtweets wrote (posts, a fetched page, metrics) cannot be read back."""
+
+
+class TrackingError(HuggingtweetsError):
+    """W&B online refused or could not be reached: a run could not start, or an artifact could not be
+    saved or used."""

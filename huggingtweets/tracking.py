@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 from urllib.parse import urlparse
 
-from .errors import HuggingtweetsError, SettingsError
+from .errors import SettingsError, TrackingError
 from .files import read_json, without_home, write_json
 
 MODES = ("auto", "online", "offline", "disabled")
@@ -34,11 +34,6 @@ ARTIFACT_TABLE_ROWS = 200  # kept and dropped posts shown in the preprocessing r
 INIT_TIMEOUT_SECONDS = 60  # unless WANDB_INIT_TIMEOUT says otherwise
 WHAT_TO_DO = ("check WANDB_API_KEY (or `wandb login`), WANDB_BASE_URL and the network, or use --wandb offline to keep "
               "the runs on disk (or --wandb disabled)")
-
-
-class TrackingError(HuggingtweetsError):
-    """W&B online refused or could not be reached: a run could not start, or an artifact could not be
-    saved or used."""
 
 
 def _reason(e: BaseException) -> str:
