@@ -419,15 +419,16 @@ def test_the_demo_notebook_runs_headless(tiny_env, tmp_path, monkeypatch):
     assert all(f"{i}. My dream is" in samples for i in range(1, 6)) and "Model card:" in samples
 
 
-def test_samples_that_copy_a_training_post_are_left_out_by_default():
+def test_samples_that_copy_a_training_post_are_flagged_by_default_and_left_out_on_demand():
     from huggingtweets.generate import Sample
 
-    app = build_app()
+    app = build_app()  # as the CLI: shown, flagged (Settings.drop_copies is off)
     samples = [Sample(text="My dream is mine", prompt="My dream is", seed=1),
                Sample(text="My dream is a <b>copy</b>", prompt="My dream is", seed=1, shared_words=9, copy=True)]
     app.show_samples(samples)
+    assert "My dream is a &lt;b&gt;copy&lt;/b&gt; <i>(copies a training post)</i>" in app.samples_html.value
+    assert "left out" not in app.samples_html.value
+    app.drop_copies.value = True
+    app.show_samples(samples)
     assert "My dream is mine" in app.samples_html.value and "copy</b>" not in app.samples_html.value
     assert "1 of 2 samples left out: they copied a training post." in app.samples_html.value
-    app.drop_copies.value = False
-    app.show_samples(samples)
-    assert "My dream is a &lt;b&gt;copy&lt;/b&gt; <i>(copies a training post)</i>" in app.samples_html.value
