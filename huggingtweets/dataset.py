@@ -2,8 +2,18 @@
 
 Posts (not blocks) are split into train and validation, so no post is in both.
 Each post is tokenized with an end-of-text token after it, so the model learns
-where a post ends; the token streams are then packed into fixed-length blocks
-(`group_texts`, as in transformers' run_clm.py), so no compute goes to padding.
+where a post ends; the posts are then packed into fixed-length blocks
+(`group_texts`, after transformers' run_clm.py), so no compute goes to padding.
+
+Unlike run_clm, a block never starts mid-post: each begins with the end-of-post
+token and then a post's first token. Cut anywhere, every block put a mid-post
+token at position 0, and the model learned that whatever opens its window is
+followed by the middle of a sentence: sampled from the end-of-post token alone
+(the start of a post) it wrote ", and ..." or "was the host of ..." (measured:
+after training, the likeliest next tokens there were ",", "-", " the"; after
+"<eos> a post <eos>" they were "@", "I", "The"). A post that does not fit the
+rest of a block fills it with its first tokens and starts the next block whole;
+only a post longer than a block goes on at the top of the next.
 """
 
 from __future__ import annotations
@@ -17,6 +27,8 @@ from typing import Iterator
 from .errors import NotEnoughTextError
 from .files import atomic_dir, read_json, write_json
 from .posts import Post
+
+PACKING = "post-start"  # recorded with each dataset: one packed otherwise is made again
 
 
 @dataclass
@@ -72,12 +84,10 @@ def build_dataset(kept: list[Post], tokenizer, base_model: str, block_size: int,
         return {"input_ids": [x + [eos] for x in ids]}
 
     def group_texts(batch, short_ok=False):
-        stream = [t for ids in batch["input_ids"] for t in ids]
-        # Drop the ragged tail as run_clm does; a validation split shorter than one
-        # block (a small account) becomes one shorter block instead of nothing.
-        size = len(stream) if short_ok and 0 < len(stream) < block_size else block_size
-        usable = (len(stream) // size) * size
-        blocks = [stream[i:i + size] for i in range(0, usable, size)]
+        blocks = pack(batch["input_ids"], block_size, eos)
+        if short_ok and not blocks and batch["input_ids"]:
+            # A validation split shorter than one block (a small account) becomes one shorter block.
+            blocks = [[eos] + [t for ids in batch["input_ids"] for t in ids]]
         return {"input_ids": blocks, "labels": [list(b) for b in blocks]}
 
     with _quiet_datasets():
@@ -100,6 +110,39 @@ def build_dataset(kept: list[Post], tokenizer, base_model: str, block_size: int,
         blocks.save_to_disk(str(tmp / "blocks"))
         write_json(tmp / "info.json", info.__dict__)
     return info
+
+
+LOOKAHEAD = 64  # posts looked at for one that fits the rest of a block, before a post is cut
+
+
+def pack(posts: list[list[int]], size: int, eos: int) -> list[list[int]]:
+    """Blocks of `size` tokens from posts (each ending in `eos`), every block starting with `eos` and then a
+    post's first token (see the module's docstring). Where the next post does not fit the rest of a block, a
+    later one that does goes in first (so few posts are cut, and few tokens are seen twice); failing that the
+    block is filled with the post's first tokens and the post starts the next block. The last, partly filled
+    block is dropped, as run_clm drops its ragged tail."""
+    blocks: list[list[int]] = []
+    pending = list(range(len(posts)))
+    block = [eos]
+    while pending:
+        room = size - len(block)
+        pick = next((j for j, i in enumerate(pending[:LOOKAHEAD]) if len(posts[i]) <= room), None)
+        if pick is not None:
+            block += posts[pending.pop(pick)]
+            continue
+        post = posts[pending[0]]
+        if len(block) == 1:  # longer than a block: cut it, and its rest goes on at the top of the next blocks
+            pending.pop(0)
+            blocks.append(block + post[:room])
+            rest = post[room:]
+            while len(rest) >= size:
+                blocks.append(rest[:size])
+                rest = rest[size:]
+            block = rest or [eos]  # the rest ends with the post's eos: the next post follows it
+            continue
+        blocks.append(block + post[:room])  # filled with the next post's start, which then starts the next block
+        block = [eos]
+    return blocks
 
 
 @contextlib.contextmanager

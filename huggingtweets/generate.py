@@ -55,10 +55,11 @@ def generate(model, tokenizer, prompt: str = "My dream is", num_samples: int = 5
     from transformers import set_seed
 
     set_seed(seed)
-    inputs = tokenizer(prompt, return_tensors="pt").to(model.device)
-    prompt_len = inputs["input_ids"].shape[1]
+    # The prompt opens a post, so the end-of-post token goes before it, as before every post in training.
+    ids = torch.tensor([[tokenizer.eos_token_id] + tokenizer(prompt)["input_ids"]], device=model.device)
+    prompt_len = ids.shape[1]
     with torch.inference_mode():
-        out = model.generate(**inputs, do_sample=True, top_p=top_p, temperature=temperature,
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=True, top_p=top_p, temperature=temperature,
                              max_new_tokens=max_new_tokens, num_return_sequences=num_samples,
                              eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     special = {t for t in tokenizer.all_special_tokens if t}
@@ -67,7 +68,7 @@ def generate(model, tokenizer, prompt: str = "My dream is", num_samples: int = 5
         continuation = row[prompt_len:]
         if tokenizer.eos_token_id in continuation:
             continuation = continuation[:continuation.index(tokenizer.eos_token_id)]
-        text = tokenizer.decode(row[:prompt_len] + continuation, skip_special_tokens=True)
+        text = tokenizer.decode(row[1:prompt_len] + continuation, skip_special_tokens=True)
         for token in special:  # also any special token spelled out as plain text
             text = text.replace(token, "")
         text = " ".join(text.split())
@@ -76,6 +77,34 @@ def generate(model, tokenizer, prompt: str = "My dream is", num_samples: int = 5
             sample.shared_words, sample.copy = copy_check(text, prompt, training_texts)
         samples.append(sample)
     return samples
+
+
+def unprompted(model, tokenizer, num_samples: int = 100, max_new_tokens: int = 40, top_p: float = 0.95,
+               temperature: float = 1.0, seed: int = 42, batch_size: int = 50) -> list[str]:
+    """Samples drawn from the start of a post (nothing but the end-of-post token before them), as the bot
+    writes when given no prompt: what the voice evaluation judges. Batched and seeded; each cut at its end."""
+    import torch
+    from transformers import set_seed
+
+    set_seed(seed)
+    eos = tokenizer.eos_token_id
+    special = {t for t in tokenizer.all_special_tokens if t}
+    texts: list[str] = []
+    with torch.inference_mode():
+        for start in range(0, num_samples, batch_size):
+            n = min(batch_size, num_samples - start)
+            ids = torch.tensor([[eos]] * n, device=model.device)
+            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=True, top_p=top_p,
+                                 temperature=temperature, max_new_tokens=max_new_tokens, eos_token_id=eos,
+                                 pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos)
+            for row in out[:, 1:].tolist():
+                if eos in row:
+                    row = row[:row.index(eos)]
+                text = tokenizer.decode(row, skip_special_tokens=True)
+                for token in special:
+                    text = text.replace(token, "")
+                texts.append(" ".join(text.split()))
+    return texts
 
 
 def copy_check(text: str, prompt: str, training_texts: list[str]) -> tuple[int, bool]:

@@ -28,7 +28,7 @@ def test_blocks_are_packed_with_an_end_of_text_after_every_post(tmp_path, gpt2_t
     blocks = load_blocks(tmp_path / "ds")
     assert info == DatasetInfo.read(tmp_path / "ds")
     assert (info.train_posts, info.validation_posts) == (40, 10)
-    assert info.train_blocks == len(blocks["train"]) == info.train_tokens // 16
+    assert info.train_blocks == len(blocks["train"]) >= info.train_tokens // 16
     assert all(len(b) == 16 for b in blocks["train"]["input_ids"])
     assert blocks["train"]["labels"] == blocks["train"]["input_ids"]
     stream = [t for b in blocks["train"]["input_ids"] for t in b]
@@ -43,12 +43,39 @@ def test_blocks_are_packed_with_an_end_of_text_after_every_post(tmp_path, gpt2_t
     assert not list(tmp_path.glob(".ds*"))  # no temp folder left behind
 
 
+def test_every_block_starts_where_a_post_starts(tmp_path, gpt2_tokenizer_dir):
+    # A block cut anywhere in the stream puts a mid-post token at position 0 of every block, so the model
+    # learns that text at the start of its window continues a sentence: sampled from the end-of-post token
+    # alone (the start of a post), it wrote ", and ..." or "was the host of ...". Every block must start
+    # with the end-of-post token and then the first token of a post.
+    tok = AutoTokenizer.from_pretrained(gpt2_tokenizer_dir)
+    kept = [Post(id=str(i), text=("word " * (3 + i % 9)) + f"end{i}", handle="h", source="file") for i in range(80)]
+    kept.append(Post(id="long", text="long " * 40 + "tail", handle="h", source="file"))  # longer than a block
+    build_dataset(kept, tok, "tiny", block_size=16, validation_fraction=0.1, seed=0, out=tmp_path / "ds")
+    blocks = load_blocks(tmp_path / "ds")
+    starts = {tok.decode(tok(p.text)["input_ids"][:1]) for p in kept}
+    for split in ("train", "validation"):
+        for ids in blocks[split]["input_ids"]:
+            assert len(ids) == 16 or split == "validation"
+            if tok.decode(ids[:2]) == "<|endoftext|>long" or "long" in tok.decode(ids[:1]):
+                continue  # the post longer than a block goes on in the next block, where it must
+            assert ids[0] == tok.eos_token_id, tok.decode(ids)
+            assert tok.decode(ids[1:2]) in starts, tok.decode(ids)
+    # No post is lost to the cuts: every training post's text is somewhere in the blocks, whole.
+    text = tok.decode([t for ids in blocks["train"]["input_ids"] for t in ids])
+    from huggingtweets.dataset import split_posts
+
+    train, _ = split_posts(kept, 0.1, seed=0)
+    assert sum(f"<|endoftext|>{p.text}<|endoftext|>" in text for p in train if p.id != "long") >= len(train) - 2
+
+
 def test_a_split_shorter_than_a_block_becomes_one_shorter_block(tmp_path, gpt2_tokenizer_dir):
     tok = AutoTokenizer.from_pretrained(gpt2_tokenizer_dir)
     info = build_dataset(posts(40), tok, "tiny", block_size=64, validation_fraction=0.05, seed=0, out=tmp_path / "ds")
     blocks = load_blocks(tmp_path / "ds")
     assert info.validation_tokens < 64
-    assert info.validation_blocks == 1 and len(blocks["validation"][0]["input_ids"]) == info.validation_tokens
+    # ... with the end-of-post token first, as every block starts
+    assert info.validation_blocks == 1 and len(blocks["validation"][0]["input_ids"]) == info.validation_tokens + 1
 
 
 def test_too_few_tokens_for_one_training_block_is_a_clear_error(tmp_path, gpt2_tokenizer_dir):
