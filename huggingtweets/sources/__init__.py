@@ -1,6 +1,7 @@
 """Sources of posts. A source spec on the command line names one account:
 
     sample                   the built-in sample account (real tweets, no key needed)
+    sample:VOICE             another built-in voice: reviews, editorials or movies
     file:PATH                your own posts: JSON Lines, CSV with a `text` column, or text, one post a line
     archive:PATH             your own X archive: the zip, the unzipped folder, or tweets.js
     @handle, x:handle        the X API v2 (X_BEARER_TOKEN; billed per post read)
@@ -45,13 +46,15 @@ class SourceSpec:
     name: str  # the account's name in folder names, the model's name and the card
 
     def __str__(self) -> str:
-        return "sample" if self.kind == "sample" else f"{self.kind}:{self.target}"
+        if self.kind == "sample":
+            return f"sample:{self.target}" if self.target else "sample"
+        return f"{self.kind}:{self.target}"
 
     @property
     def display(self) -> str:
         """How the card names the account."""
         if self.kind == "sample":
-            return "the sample account"
+            return f"the sample {self.target}" if self.target else "the sample account"
         if self.kind == "mastodon":
             return f"@{self.target}"
         return f"@{self.name}"
@@ -105,6 +108,11 @@ def parse_source(spec: str) -> SourceSpec:
     spec = spec.strip()
     if spec == "sample":
         return SourceSpec("sample", "", "sample")
+    if spec.startswith("sample:"):
+        from .sample import voice_of
+
+        voice = voice_of(spec[len("sample:"):]).name
+        return SourceSpec("sample", "", "sample") if voice == "tweets" else SourceSpec("sample", voice, f"sample-{voice}")
     if spec.startswith("@"):
         spec = "x:" + spec[1:]
     prefix, sep, rest = spec.partition(":")
@@ -161,9 +169,9 @@ def fetch_posts(spec: SourceSpec, settings: "Settings | None" = None, folder: Pa
     or for an archive an iterator that holds them on disk until asked.
     Network sources keep their pages in `folder`, so an interrupted fetch resumes."""
     if spec.kind == "sample":
-        from .sample import sample_posts
+        from .sample import voice_posts
 
-        return sample_posts()
+        return voice_posts(spec.target or "tweets")
     if spec.kind == "file":
         from .file import read_file
 
