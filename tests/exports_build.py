@@ -56,7 +56,7 @@ def dag_cbor(v: Any) -> bytes:
     if isinstance(v, bytes):
         return _head(2, len(v)) + v
     if isinstance(v, str):
-        data = v.encode("utf-8")
+        data = v.encode("utf-8", "surrogatepass")  # a lone surrogate: bytes that are not UTF-8, for the fuzz tests
         return _head(3, len(data)) + data
     if isinstance(v, (list, tuple)):
         return _head(4, len(v)) + b"".join(dag_cbor(x) for x in v)
@@ -124,7 +124,10 @@ class CarWriter:
         """A whole repository: `records` maps "collection/rkey" to the record."""
         items = sorted((key.encode(), self.put(record)) for key, record in records.items())
         top = max((_layer(k) for k, _ in items), default=0)
-        data = self.tree(items, top) or self.put({"l": None, "e": []})
+        return self.repo_from(did, self.tree(items, top) or self.put({"l": None, "e": []}))
+
+    def repo_from(self, did: str, data: Link) -> bytes:
+        """The CAR of a repository whose tree's root is `data` (its blocks already put)."""
         commit = self.put({"did": did, "version": 3, "data": data, "rev": "3l3qo2vutsw2b", "prev": None,
                            "sig": b"\x00" * 64})
         out = bytearray()

@@ -54,6 +54,26 @@ class _Spool:
         return _unspool(self.file, self.keys, [])
 
 
+def _spooled(box: _Container, wanted: list[str], read: Callable[[str, Iterator[bytes], _Spool], None],
+             missing: str) -> Iterator[Post]:
+    """Every wanted file of the archive given to `read` (which spools posts), then the posts,
+    newest first; `missing` is the error when the last wanted file is not there."""
+    spool = _Spool()
+    found = False
+    try:
+        for name, chunks in box.members(wanted):
+            found = found or name == wanted[-1]
+            read(name, chunks, spool)
+        if not found:
+            raise SourceError(f"{box.label} has no {wanted[-1]}, {missing}: {box.again}")
+    except BaseException:
+        spool.file.close()
+        raise
+    finally:
+        box.close()
+    return spool.posts()
+
+
 def _read_small(box: _Container, name: str, chunks: Iterator[bytes], limit: int) -> Any:
     data = b""
     for chunk in chunks:
@@ -157,42 +177,34 @@ def iter_mastodon(box: _Container, handle: str, include_private: bool = False,
                   on_display_name: Callable[[str], None] | None = None,
                   say: Callable[[str], None] | None = None) -> Iterator[Post]:
     """A Mastodon archive's posts and boosts, newest first, read in bounded memory."""
-    spool = _Spool()
     left_out = {"direct": 0, "private": 0}
-    found = False
-    try:
-        for name, chunks in box.members(["actor.json", "outbox.json"]):
-            if name == "actor.json":
-                actor = _read_small(box, name, chunks, MAX_ACTOR_BYTES)
-                display = actor.get("name") if isinstance(actor, dict) else None
-                if isinstance(display, str) and display and on_display_name:
-                    on_display_name(display)
+
+    def read(name: str, chunks: Iterator[bytes], spool: _Spool) -> None:
+        if name == "actor.json":
+            actor = _read_small(box, name, chunks, MAX_ACTOR_BYTES)
+            display = actor.get("name") if isinstance(actor, dict) else None
+            if isinstance(display, str) and display and on_display_name:
+                on_display_name(display)
+            return
+        others: dict[str, Any] = {}
+        for activity in object_items(_Text(box, name, chunks), "orderedItems", others):
+            post, seen = activity_post(activity, handle)
+            if post is None:
                 continue
-            found = True
-            others: dict[str, Any] = {}
-            for activity in object_items(_Text(box, name, chunks), "orderedItems", others):
-                post, seen = activity_post(activity, handle)
-                if post is None:
-                    continue
-                if seen == "direct" or (seen == "private" and not include_private):
-                    left_out[seen] += 1
-                    continue
-                spool.add(post)
-            if others.get("type") not in ("OrderedCollection", "OrderedCollectionPage", "Collection") \
-                    or "orderedItems" not in others:
-                raise SourceError(f"{box.display(name)} is not an ActivityStreams outbox (no OrderedCollection with "
-                                  f"`orderedItems`): {box.again}")
-        if not found:
-            raise SourceError(f"{box.label} has no outbox.json, which every Mastodon archive has: {box.again}")
-    except BaseException:
-        spool.file.close()
-        raise
-    finally:
-        box.close()
+            if seen == "direct" or (seen == "private" and not include_private):
+                left_out[seen] += 1
+                continue
+            spool.add(post)
+        if others.get("type") not in ("OrderedCollection", "OrderedCollectionPage", "Collection") \
+                or "orderedItems" not in others:
+            raise SourceError(f"{box.display(name)} is not an ActivityStreams outbox (no OrderedCollection with "
+                              f"`orderedItems`): {box.again}")
+
+    posts = _spooled(box, ["actor.json", "outbox.json"], read, "which every Mastodon archive has")
     if (left_out["direct"] or left_out["private"]) and say:
         say(f"Left out {left_out['direct']:,} direct messages and {left_out['private']:,} followers-only posts"
             + ("" if include_private else " (--include-private reads the followers-only ones)"))
-    return spool.posts()
+    return posts
 
 
 # --- Threads -------------------------------------------------------------------------------------------------
@@ -240,27 +252,17 @@ def threads_post(item: Any, handle: str) -> Post | None:
 
 def iter_threads(box: _Container, handle: str) -> Iterator[Post]:
     """A Threads export's posts and replies, newest first, read in bounded memory."""
-    spool = _Spool()
-    found = False
-    try:
-        for name, chunks in box.members(["threads_and_replies.json"]):
-            found = True
-            others: dict[str, Any] = {}
-            for item in object_items(_Text(box, name, chunks), "text_post_app_text_posts", others):
-                post = threads_post(item, handle)
-                if post is not None:
-                    spool.add(post)
-            if "text_post_app_text_posts" not in others:
-                raise SourceError(f"{box.display(name)} has no `text_post_app_text_posts` list, as Meta's JSON "
-                                  f"export has: {box.again}")
-        if not found:
-            raise SourceError(f"{box.label} has no threads_and_replies.json: {box.again}")
-    except BaseException:
-        spool.file.close()
-        raise
-    finally:
-        box.close()
-    return spool.posts()
+    def read(name: str, chunks: Iterator[bytes], spool: _Spool) -> None:
+        others: dict[str, Any] = {}
+        for item in object_items(_Text(box, name, chunks), "text_post_app_text_posts", others):
+            post = threads_post(item, handle)
+            if post is not None:
+                spool.add(post)
+        if "text_post_app_text_posts" not in others:
+            raise SourceError(f"{box.display(name)} has no `text_post_app_text_posts` list, as Meta's JSON "
+                              f"export has: {box.again}")
+
+    return _spooled(box, ["threads_and_replies.json"], read, "where Meta's export keeps the posts")
 
 
 # --- names -----------------------------------------------------------------------------------------------------
