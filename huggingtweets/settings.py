@@ -40,6 +40,9 @@ class Settings:
         "help": "Replace the scheme, host and port of the API (tests, self-hosted servers); paths stay."})
     own_account: bool = field(default=False, metadata={
         "help": "The accounts are yours: fetch them even where they opted out of indexing (Mastodon noindex)."})
+    include_private: bool = field(default=False, metadata={
+        "help": "A Mastodon archive's followers-only posts too (your own words, but written for your followers); "
+                "direct messages are never read."})
     x_post_price: float = field(default=0.005, metadata={"help": "USD per post read on the X API, for the cost estimate."})
     x_lookup_price: float = field(default=0.010, metadata={"help": "USD per user lookup on the X API."})
     x_bearer_token: str | None = field(default=None, repr=False, metadata={

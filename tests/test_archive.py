@@ -268,7 +268,7 @@ def test_corrupt_member_in_zip(tmp_path):
 def test_not_an_archive(tmp_path):
     f = tmp_path / "notes.txt"
     f.write_text("just some text\n")
-    one_line_error(f, "is not an X archive")
+    one_line_error(f, "is not an archive huggingtweets reads")
 
 
 def test_empty_folder_names_what_was_looked_for(tmp_path):

@@ -129,7 +129,7 @@ def test_generate_is_reproducible_with_a_seed_and_training_again_continues_from_
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["fetch", "nonsense"], "error: unknown source `nonsense`: use `sample`, `file:PATH`, `archive:PATH` (your X archive), `@handle` (X API), `bsky:handle` or `mastodon:user@instance`"),
+    (["fetch", "nonsense"], "error: unknown source `nonsense`: use `sample`, `file:PATH`, `archive:PATH` (your X, Bluesky, Mastodon or Threads export), `@handle` (X API), `bsky:handle` or `mastodon:user@instance`"),
     (["run", "file:missing.csv"], "error: file not found: missing.csv: check the path after `file:`"),
     (["prepare", "--block-size", "2"], "error: block_size must be at least 8 tokens"),
     (["train", "--model", "./no/such/folder"], "error: model folder not found: ./no/such/folder"),

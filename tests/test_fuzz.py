@@ -22,6 +22,7 @@ import zipfile
 from pathlib import Path
 
 import httpx
+import libipld
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -35,6 +36,7 @@ from huggingtweets.sources.bluesky import BlueskySource, feed_item_post, link_te
 from huggingtweets.sources.file import read_file
 from huggingtweets.sources.mastodon import MastodonSource, html_to_text, next_link, status_post
 from huggingtweets.sources.x import XSource, _post
+import exports_build as eb
 from loopback import Reply
 
 
@@ -418,6 +420,147 @@ def test_a_stub_of_many_links_does_not_backtrack_for_ever():
         assert archive._stub("words " + "https://" * 200 + "a") == ("words", False)
         assert archive._stub("cut short\u2026 https://t.co/a https://t.co/b") == ("cut short", True)
         assert archive._stub("xhttps://t.co/a") == ("x", False)
+
+
+# --- 2b. the other platforms' archives: Bluesky CAR, Mastodon, Threads -------------------------------------------
+# Each built in its real format by tests/exports_build.py, then damaged, cut, or filled with JSON of any shape.
+
+
+def read_export(path: Path, folder: Path, include_private: bool = False) -> None:
+    """read_archive raises only SourceError, in one line; account_name never raises and gives a folder name."""
+    from huggingtweets.sources import safe_name
+
+    name = account_name(path)
+    assert isinstance(name, str) and name and safe_name(name) == name, name
+    try:
+        posts = read_archive(path, handle="me", include_private=include_private)
+    except SourceError as e:
+        check_message(e)
+    else:
+        check_posts(posts, folder)
+
+
+VALID_CAR = eb.bsky_car(12)
+CAR_RECORDS = eb.bsky_records(6)
+
+
+@fuzz(300)
+@given(st.binary(max_size=400) | st.sampled_from([VALID_CAR]).flatmap(damaged)
+       | st.integers(0, len(VALID_CAR)).map(lambda n: VALID_CAR[:n])  # cut short anywhere
+       | st.binary(max_size=64).map(lambda b: VALID_CAR[:60] + b))
+def test_archive_bluesky_car_random_and_damaged(tmp_path, fuzz_tried, data):
+    tried(fuzz_tried, "archive reader: Bluesky CAR (random, damaged and cut bytes)")
+    read_export_bytes(tmp_path / "repo.car", data)
+
+
+def read_export_bytes(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+    with within(20):
+        read_export(path, path.parent)
+
+
+def car_of(records: dict, node_change=None) -> bytes:
+    """A CAR whose every hash is right, so the reader's tree walk and record reading are what is tested."""
+    writer = eb.CarWriter()
+    items = sorted((str(k).encode("utf-8", "surrogatepass"), writer.put(v)) for k, v in records.items())
+    root = writer.tree(items, max((eb._layer(k) for k, _ in items), default=0)) or writer.put({"l": None, "e": []})
+    if node_change is not None:
+        root = writer.put(node_change(libipld.decode_dag_cbor(writer.blocks[bytes(root)])))
+    return writer.repo_from(eb.DID, root)
+
+
+@fuzz(200)
+@given(mutated(CAR_RECORDS) | st.dictionaries(st.sampled_from(list(CAR_RECORDS)) | KEYS, JSON, max_size=5))
+def test_archive_bluesky_car_records_of_any_shape(tmp_path, fuzz_tried, records):
+    tried(fuzz_tried, "archive reader: Bluesky CAR (records of any shape)")
+    try:
+        data = car_of(records if isinstance(records, dict) else {})
+    except (ValueError, TypeError, OverflowError):  # not DAG-CBOR at all (an int past 64 bits): no CAR to write
+        return
+    path = tmp_path / "repo.car"
+    path.write_bytes(data)
+    read_export(path, tmp_path)
+
+
+@fuzz(200)
+@given(st.data())
+def test_archive_bluesky_car_tree_of_any_shape(tmp_path, fuzz_tried, data):
+    tried(fuzz_tried, "archive reader: Bluesky CAR (tree nodes of any shape)")
+
+    def change(node):
+        node = {"l": node["l"], "e": [{k: (eb.Link(v) if isinstance(v, bytes) and k in "vt" else v) for k, v in e.items()}
+                                      for e in node["e"]]}
+        return data.draw(mutated(node))
+
+    try:
+        car = car_of(CAR_RECORDS, change)
+    except (ValueError, TypeError, OverflowError):
+        return
+    path = tmp_path / "repo.car"
+    path.write_bytes(car)
+    read_export(path, tmp_path)
+
+
+MASTODON_FILES = eb.mastodon_files(12)
+OUTBOX = json.loads(b"".join(dict(MASTODON_FILES)["outbox.json"]))
+VALID_TGZ = (lambda p: (eb.write_tar_gz(p, eb.mastodon_files(8)), p.read_bytes())[1])(
+    Path(__import__("tempfile").mkdtemp()) / "a.tar.gz")
+VALID_TAR = __import__("gzip").decompress(VALID_TGZ)
+
+
+@fuzz(300)
+@given(st.sampled_from([VALID_TGZ]).flatmap(damaged)
+       | st.sampled_from([VALID_TAR]).flatmap(damaged).map(lambda b: __import__("gzip").compress(b, mtime=0))
+       | st.integers(0, len(VALID_TAR)).map(lambda n: VALID_TAR[:n])
+       | st.binary(max_size=600).map(lambda b: b"\x1f\x8b" + b))
+def test_archive_mastodon_tar_random_and_damaged(tmp_path, fuzz_tried, data):
+    tried(fuzz_tried, "archive reader: Mastodon tar.gz (damaged gzip, damaged tar, cut short)")
+    read_export_bytes(tmp_path / "archive.tar.gz", data)
+
+
+@fuzz(200)
+@given(mutated(OUTBOX) | JSON, mutated(json.loads(eb.actor_json())) | JSON,
+       st.sampled_from([eb.write_zip, eb.write_tar_gz]), st.booleans())
+def test_archive_mastodon_outbox_of_any_shape(tmp_path, fuzz_tried, outbox, actor, write, include_private):
+    tried(fuzz_tried, "archive reader: Mastodon outbox.json and actor.json of any shape")
+    files = [("outbox.json", json.dumps(outbox).encode("utf-8", "surrogatepass")),
+             ("actor.json", json.dumps(actor).encode("utf-8", "surrogatepass"))]
+    read_export(write(tmp_path / f"archive{write.__name__}", files), tmp_path, include_private)
+
+
+THREADS_NAME = "your_instagram_activity/threads/threads_and_replies.json"
+THREADS = {"text_post_app_text_posts": list(eb.threads_items(6))}
+
+
+@fuzz(300)
+@given(mutated(THREADS) | JSON | st.sampled_from(NASTY))
+def test_archive_threads_json_of_any_shape(tmp_path, fuzz_tried, value):
+    tried(fuzz_tried, "archive reader: Threads threads_and_replies.json of any shape")
+    data = value if isinstance(value, bytes) else json.dumps(value).encode("utf-8", "surrogatepass")
+    read_export(eb.write_zip(tmp_path / "instagram-me-2025-01-01-x.zip", [(THREADS_NAME, data)]), tmp_path)
+
+
+def export_outcome(path: Path):
+    try:
+        return [p.to_dict() for p in read_archive(path, handle="me", include_private=True)]
+    except SourceError as e:
+        return str(e)
+
+
+@fuzz(200)
+@given(st.one_of(mutated(OUTBOX).map(lambda v: ("outbox.json", v)), mutated(THREADS).map(lambda v: (THREADS_NAME, v))),
+       st.sampled_from([None, 0, 2]), st.integers(1, 64), st.integers(0, 3000))
+def test_archive_exports_read_in_chunks_read_the_same(tmp_path, fuzz_tried, monkeypatch, named, indent, chunk, cut):
+    """outbox.json and threads_and_replies.json are parsed as they are read: in chunks of any size,
+    whole or cut short, they give the same posts, or the same message."""
+    tried(fuzz_tried, "archive reader: Mastodon and Threads JSON read in chunks of 1-64 bytes vs whole")
+    name, value = named
+    data = json.dumps(value, indent=indent).encode("utf-8", "surrogatepass")
+    data = data[:cut] if cut else data
+    path = eb.write_zip(tmp_path / "archive.zip", [(name, data)])
+    whole = export_outcome(path)
+    monkeypatch.setattr(archive, "CHUNK_BYTES", chunk)
+    assert export_outcome(path) == whole
 
 
 # --- 3. Mastodon HTML -------------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
     sample                   the built-in sample account (real tweets, no key needed)
     sample:VOICE             another built-in voice: reviews, editorials or movies
     file:PATH                your own posts: JSON Lines, CSV with a `text` column, or text, one post a line
-    archive:PATH             your own X archive: the zip, the unzipped folder, or tweets.js
+    archive:PATH             your own export, recognised by content: X's archive (zip, folder or tweets.js),
+                             Bluesky's repo.car, Mastodon's archive (.zip/.tar.gz), Threads' JSON export
     @handle, x:handle        the X API v2 (X_BEARER_TOKEN; billed per post read)
     bsky:handle              Bluesky's public AppView (no key)
     mastodon:user@instance   a Mastodon server's public API (no key)
@@ -27,7 +28,7 @@ from ..posts import Post
 if TYPE_CHECKING:
     from ..settings import Settings
 
-SPEC_HELP = ("use `sample`, `file:PATH`, `archive:PATH` (your X archive), `@handle` (X API), "
+SPEC_HELP = ("use `sample`, `file:PATH`, `archive:PATH` (your X, Bluesky, Mastodon or Threads export), `@handle` (X API), "
              "`bsky:handle` or `mastodon:user@instance`")
 NETWORK_KINDS = ("x", "bsky", "mastodon")
 
@@ -178,8 +179,11 @@ def fetch_posts(spec: SourceSpec, settings: "Settings | None" = None, folder: Pa
         return read_file(Path(spec.target), handle=spec.name)
     if spec.kind == "archive":
         from .archive import iter_archive
+        from .network import record_display_name
 
-        return iter_archive(Path(spec.target), handle=spec.name)
+        return iter_archive(Path(spec.target), handle=spec.name,
+                            include_private=bool(settings and settings.include_private), say=say,
+                            on_display_name=(lambda n: record_display_name(folder, n)) if folder else None)
     if spec.kind == "snscrape":
         from .snscrape import scrape
 

@@ -29,7 +29,7 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, Iterator
+from typing import IO, Any, Callable, Iterator
 
 from ..errors import SourceError
 from ..posts import _SURROGATE, Post, _without_surrogates, json_loads
@@ -44,7 +44,8 @@ MAX_READ_BYTES = 2 * 1024**3  # all the files read: tweets, notes, manifest, acc
 CHUNK_BYTES = 4 * 1024**2  # read and parsed this much at a time
 
 HOW_TO_GET = ("give archive: the .zip from X (Settings > Your account > Download an archive), its unzipped folder, "
-              "or its data/tweets.js")
+              "or its data/tweets.js; Bluesky's repo.car; Mastodon's archive (.zip or .tar.gz); or Threads' "
+              "\"Download your information\" zip")
 TWEET_FILE = re.compile(r"(tweets?)(-part(\d+))?\.js", re.IGNORECASE)  # not deleted-tweets.js, tweet-headers.js
 NOTE_FILE = re.compile(r"note-tweets?(-part(\d+))?\.js", re.IGNORECASE)
 YTD_PREFIX = re.compile(r"\s*window\.YTD\.([A-Za-z0-9_]+)\.part(\d+)\s*=\s*")
@@ -69,18 +70,38 @@ def _size(n: float) -> str:
 # --- where the files are: a zip, a folder, or one file ---------------------------------------------------------
 
 
+PLATFORMS = {  # how each platform's export is asked for again, for the messages
+    "X": "download the archive again from X (Settings > Your account > Download an archive)",
+    "Mastodon": "request a new archive from your Mastodon server (Preferences > Import and export > Data export)",
+    "Threads": "download your information again from Meta (Accounts Center > Your information and permissions > "
+               "Download your information, format JSON)",
+}
+
+
 class _Container:
     """The archive's `data` folder, wherever it is: `names` are the file names in it."""
 
     label: str  # how messages name the archive
+    platform = "X"  # whose export this is: X, Mastodon or Threads (a Bluesky CAR is not a container)
     names: dict[str, Any]  # lower-cased file name in data/ -> whatever `_read_raw` needs
     only: list[str] | None = None  # a single tweets.js given on its own
 
     def __init__(self) -> None:
         self.bytes_read = 0
 
+    @property
+    def again(self) -> str:
+        return PLATFORMS[self.platform]
+
     def has(self, name: str) -> bool:
         return name.lower() in self.names
+
+    def members(self, wanted: list[str]) -> Iterator[tuple[str, Iterator[bytes]]]:
+        """(name, its chunks) for each wanted name the archive has, in the order given
+        (a tar gives them in its own order, as it is read)."""
+        for name in wanted:
+            if self.has(name):
+                yield name, self.chunks(name)
 
     def display(self, name: str) -> str:
         return name
@@ -90,11 +111,15 @@ class _Container:
 
     def chunks(self, name: str) -> Iterator[bytes]:
         """The file's bytes, CHUNK_BYTES at a time, counted against the caps as they come."""
-        for data in self._chunks(self.names[name.lower()], name, CHUNK_BYTES):
+        yield from self.counted(self._chunks(self.names[name.lower()], name, CHUNK_BYTES))
+
+    def counted(self, source: Iterator[bytes]) -> Iterator[bytes]:
+        for data in source:
             self.bytes_read += len(data)
             if self.bytes_read > MAX_READ_BYTES:
                 raise SourceError(f"{self.label} has more than the {_size(MAX_READ_BYTES)} allowed in the files to read, "
-                                  "more than any X archive: check that it is your archive as X made it")
+                                  f"more than any {self.platform} archive: check that it is your archive as "
+                                  f"{self.platform} made it")
             yield data
 
     def _chunks(self, ref: Any, name: str, size: int) -> Iterator[bytes]:
@@ -120,8 +145,8 @@ class _Zip(_Container):
             self.packed = path.stat().st_size
             self.zf = zipfile.ZipFile(path)
         except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, NotImplementedError, UnicodeDecodeError) as e:
-            raise SourceError(f"{path} is not a readable zip ({e}): download the archive again from X "
-                              "(Settings > Your account > Download an archive)") from None
+            raise SourceError(f"{path} is not a readable zip ({e}): download the archive again from where you "
+                              "got it (X: Settings > Your account > Download an archive)") from None
         except OSError as e:
             raise SourceError(f"cannot read {path}: {e.strerror or e}: check the file's permissions") from None
         try:
@@ -132,27 +157,25 @@ class _Zip(_Container):
 
     def _index(self, path: Path) -> dict[str, Any]:
         infos = self.zf.infolist()
+        self.platform = platform_of([i.filename.replace("\\", "/") for i in infos[:MAX_ENTRIES]])
+        who = self.platform
         if len(infos) > MAX_ENTRIES:
-            raise SourceError(f"{path} has {len(infos):,} entries, more than the {MAX_ENTRIES:,} an X archive could have: "
-                              "check that it is your archive as X made it")
+            raise SourceError(f"{path} has {len(infos):,} entries, more than the {MAX_ENTRIES:,} a {who} archive could "
+                              f"have: check that it is your archive as {who} made it")
         total = 0
         for info in infos:
-            if _bad_name(info.filename):
-                raise SourceError(f"{path} has an entry named {info.filename!r} that points outside the archive: this is "
-                                  "not an archive as X makes them; download yours again from X")
-            if stat.S_ISLNK(info.external_attr >> 16):
-                raise SourceError(f"{path} has a symbolic link ({info.filename!r}), which X archives never have: "
-                                  "download yours again from X")
+            check_member(path, info.filename, stat.S_ISLNK(info.external_attr >> 16), who)
             total += info.file_size
         # An archive with years of photos and videos is big but barely compresses; a zip bomb
         # is big only once expanded. Nothing is extracted, but the cap keeps the reads honest.
         packed = max(self.packed, 1)
         if total > MAX_TOTAL_BYTES and total > MAX_RATIO * packed:
             raise SourceError(f"{path} unzips to {_size(total)} from {_size(packed)}, more than the {_size(MAX_TOTAL_BYTES)} "
-                              "allowed and not how X archives compress: check that it is your archive as X made it")
+                              f"allowed and not how {who} archives compress: check that it is your archive as {who} "
+                              "made it")
         # The data folder: `data/` at the top, or inside one folder (a zip of the unzipped folder), or no folder.
         files = [i for i in infos if not i.is_dir()]
-        self.prefix = _pick_prefix([i.filename.replace("\\", "/") for i in files])
+        self.prefix = _pick_prefix([i.filename.replace("\\", "/") for i in files], self.platform)
         names: dict[str, Any] = {}
         for info in files:
             name = info.filename.replace("\\", "/")
@@ -176,14 +199,13 @@ class _Zip(_Container):
                         break
                     left -= len(data)
                     if left == 0:
-                        raise SourceError(f"{self.display(name)} is larger than the zip says: download the archive "
-                                          "again from X")
+                        raise SourceError(f"{self.display(name)} is larger than the zip says: {self.again}")
                     yield data
         except RuntimeError as e:  # encrypted
-            raise SourceError(f"cannot read {self.display(name)} ({e}): give archive: the zip as X made it, not a re-zipped "
-                              "or password-protected copy") from None
+            raise SourceError(f"cannot read {self.display(name)} ({e}): give archive: the zip as {self.platform} made "
+                              "it, not a re-zipped or password-protected copy") from None
         except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, NotImplementedError, ValueError) as e:
-            raise SourceError(f"{self.display(name)} is damaged ({e}): download the archive again from X") from None
+            raise SourceError(f"{self.display(name)} is damaged ({e}): {self.again}") from None
         except OSError as e:
             raise SourceError(f"cannot read {self.display(name)}: {e.strerror or e}") from None
 
@@ -191,12 +213,47 @@ class _Zip(_Container):
         self.zf.close()
 
 
-def _pick_prefix(names: list[str]) -> str | None:
+MASTODON_MARK, THREADS_MARK = "outbox.json", "threads_and_replies.json"
+
+
+def platform_of(names: list[str]) -> str:
+    """Whose export a list of file paths is: Threads (threads_and_replies.json, in
+    your_instagram_activity/threads/), Mastodon (outbox.json at the top or one folder
+    down) or else X. The reader then checks the file's own shape."""
+    bases = [(n.rsplit("/", 1)[-1].lower(), n.strip("/").count("/")) for n in names]
+    if any(b == THREADS_MARK for b, _ in bases):
+        return "Threads"
+    if any(b == MASTODON_MARK and depth <= 1 for b, depth in bases):
+        return "Mastodon"
+    return "X"
+
+
+def check_member(path: Path, name: str, is_link: bool, who: str) -> None:
+    """An archive entry that would land outside wherever it was unpacked, or a link: no
+    archive any platform makes has either."""
+    if _bad_name(name):
+        raise SourceError(f"{path} has an entry named {name!r} that points outside the archive: this is not an "
+                          f"archive as {who} makes them; download yours again from {who}")
+    if is_link:
+        raise SourceError(f"{path} has a symbolic link ({name!r}), which {who} archives never have: "
+                          f"download yours again from {who}")
+
+
+def _is_marker(base: str, platform: str) -> bool:
+    base = base.lower()
+    if platform == "Mastodon":
+        return base == MASTODON_MARK
+    if platform == "Threads":
+        return base == THREADS_MARK
+    return base in ("manifest.js", "account.js") or bool(TWEET_FILE.fullmatch(base))
+
+
+def _pick_prefix(names: list[str], platform: str = "X") -> str | None:
     """The folder (as a zip name prefix) that holds the archive's data files."""
     candidates = set()
     for name in names:
         folder, _, base = name.rpartition("/")
-        if base.lower() in ("manifest.js", "account.js") or TWEET_FILE.fullmatch(base):
+        if _is_marker(base, platform):
             candidates.add(folder + "/" if folder else "")
     if not candidates:
         return None
@@ -209,7 +266,7 @@ class _Folder(_Container):
         super().__init__()
         self.label = str(path)
         self.root = path.resolve()
-        self.data = self._find_data(path)
+        self.data = self._other_platform(path) or self._find_data(path)
         self.names = {}
         try:
             entries = list(self.data.iterdir())
@@ -224,6 +281,21 @@ class _Folder(_Container):
             except (OSError, RuntimeError):
                 continue
             self.names[entry.name.lower()] = real
+
+    def _other_platform(self, path: Path) -> Path | None:
+        """The folder of an unpacked Mastodon archive (outbox.json in it or one folder down) or
+        Threads export (threads_and_replies.json up to three folders down); None for anything else."""
+        for platform, mark, patterns in (("Threads", THREADS_MARK, ("", "*/", "*/*/", "*/*/*/")),
+                                         ("Mastodon", MASTODON_MARK, ("", "*/"))):
+            for pattern in patterns:
+                try:
+                    found = sorted(p for p in path.glob(pattern + mark) if p.is_file())
+                except OSError:
+                    found = []
+                if found:
+                    self.platform = platform
+                    return found[0].parent
+        return None
 
     @staticmethod
     def _find_data(path: Path) -> Path:
@@ -285,7 +357,14 @@ class _SingleFile(_Folder):
                 pass
 
 
-def _open(path: Path) -> _Container:
+class _Car:
+    """A Bluesky repository CAR: read by car.py, not as a container of files."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+
+def _open(path: Path) -> "_Container | _Car":
     try:
         exists = path.exists()
     except (OSError, ValueError):  # a name the system cannot look up
@@ -296,14 +375,22 @@ def _open(path: Path) -> _Container:
         return _Folder(path)
     try:
         with open(path, "rb") as f:
-            head = f.read(64)
+            head = f.read(512)
     except OSError as e:
         raise SourceError(f"cannot read {path}: {e.strerror or e}: check the file's permissions") from None
+    from .car import looks_like_car
+
+    if looks_like_car(head):
+        return _Car(path)
+    if head.startswith(b"\x1f\x8b") or head[257:262] == b"ustar" or path.name.lower().endswith((".tar.gz", ".tgz", ".tar")):
+        from .tarball import Tar
+
+        return Tar(path)
     if head.startswith(b"PK") or path.suffix.lower() == ".zip":
         return _Zip(path)
     if path.suffix.lower() == ".js" or head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"window.YTD."):
         return _SingleFile(path)
-    raise SourceError(f"{path} is not an X archive: {HOW_TO_GET}")
+    raise SourceError(f"{path} is not an archive huggingtweets reads: {HOW_TO_GET}")
 
 
 # --- the archive's JavaScript files ----------------------------------------------------------------------------
@@ -313,8 +400,7 @@ def _decode(box: _Container, name: str, data: bytes) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise SourceError(f"{box.display(name)} is not UTF-8 text ({e.reason} at byte {e.start}): "
-                          "download the archive again from X") from None
+        raise SourceError(f"{box.display(name)} is not UTF-8 text ({e.reason} at byte {e.start}): {box.again}") from None
 
 
 def _parse_json(box: _Container, name: str, text: str) -> Any:
@@ -361,9 +447,9 @@ def _iter_ytd(box: _Container, name: str) -> tuple[str, Iterator[Any]]:
 class _Text:
     """A file's text, decoded as it is read: `buf` holds what is not yet parsed."""
 
-    def __init__(self, box: _Container, name: str) -> None:
+    def __init__(self, box: _Container, name: str, chunks: Iterator[bytes] | None = None) -> None:
         self.box, self.name = box, name
-        self.source = box.chunks(name)
+        self.source = chunks if chunks is not None else box.chunks(name)
         self.decoder = codecs.getincrementaldecoder("utf-8-sig")()
         self.buf = ""
         self.read_bytes = 0  # bytes decoded before this chunk, for messages
@@ -381,7 +467,7 @@ class _Text:
             self.buf += self.decoder.decode(data or b"", final=data is None)
         except UnicodeDecodeError as e:
             raise SourceError(f"{self.box.display(self.name)} is not UTF-8 text ({e.reason} at byte "
-                              f"{self.read_bytes - len(pending) + e.start}): download the archive again from X") from None
+                              f"{self.read_bytes - len(pending) + e.start}): {self.box.again}") from None
         if data is None:
             self.done = True
             return False
@@ -412,32 +498,20 @@ class _Text:
 def _entries(text: _Text, pos: int) -> Iterator[Any]:
     """The list's entries from `pos` (just after its `[`), checked as strictly as
     json.loads checks the whole list: commas between, nothing after but `;`."""
-    box, name = text.box, text.name
+    yield from _items(text, pos)
+    _check_end(text)
+
+
+def _items(text: _Text, pos: int) -> Iterator[Any]:
+    """A list's entries from `pos` (just after its `[`), one at a time; at the end,
+    `text.buf` starts just after its `]`."""
     pos = text.skip_space(pos)
     if text.buf.startswith("]", pos):
         pos += 1
     else:
         while True:
-            # Parse the next entry; when it fails near the end of what is read, read more and try again,
-            # twice as much each time, so an entry of any size costs linear time.
-            while True:
-                try:
-                    entry, end = _DECODER.raw_decode(text.buf, pos)
-                    if end < len(text.buf) or not text.more():  # a number may go on in the next chunk
-                        break
-                    continue
-                except json.JSONDecodeError as e:
-                    if text.done:
-                        raise text.error(e) from None
-                    want = len(text.buf) - pos
-                    while len(text.buf) - pos < 2 * want and text.more():
-                        pass
-                except (ValueError, RecursionError) as e:  # a number of more than 4,300 digits, deep nesting
-                    raise _json_error(box, name, e) from None
-            if _SURROGATE.search(text.buf, pos, end):
-                entry = _without_surrogates(entry)
+            entry, pos = _value(text, pos)
             yield entry
-            pos = end
             pos = text.skip_space(pos)
             if pos > 1 << 20:
                 pos = text.drop(pos)
@@ -450,6 +524,10 @@ def _entries(text: _Text, pos: int) -> Iterator[Any]:
                 break
             raise text.error(json.JSONDecodeError("Expecting ',' delimiter", text.buf, pos))
     text.drop(pos)
+
+
+def _check_end(text: _Text) -> None:
+    """Nothing but whitespace and a `;` left in the file."""
     while len(text.buf.strip()) <= 1:
         text.buf = text.buf.strip()  # what follows the list may be a long run of spaces
         if not text.more():
@@ -462,12 +540,76 @@ def _json_error(box: _Container, name: str, e: BaseException, line: int | None =
                 col: int | None = None) -> SourceError:
     if isinstance(e, json.JSONDecodeError):
         return SourceError(f"{box.display(name)} is cut short or damaged (bad JSON at line {line or e.lineno}, column "
-                           f"{col or e.colno}: {e.msg}): download the archive again from X")
+                           f"{col or e.colno}: {e.msg}): {box.again}")
     if isinstance(e, RecursionError):
-        return SourceError(f"{box.display(name)} is nested too deeply to be an X archive file: "
-                           "download the archive again from X")
-    return SourceError(f"{box.display(name)} holds a number too long to read, which X archives never have: "
-                       "download the archive again from X")
+        return SourceError(f"{box.display(name)} is nested too deeply to be a {box.platform} archive file: {box.again}")
+    return SourceError(f"{box.display(name)} holds a number too long to read, which {box.platform} archives never "
+                       f"have: {box.again}")
+
+
+def object_items(text: _Text, list_key: str, others: dict[str, Any]) -> Iterator[Any]:
+    """The entries of one list in a file that is one JSON object (`{"orderedItems": [...]}`),
+    one at a time, in bounded memory; the object's other members go into `others`. Checked
+    as strictly as json.loads: an error is the same one line as a whole file's."""
+    pos = text.skip_space(0)
+    if not text.buf.startswith("{", pos):
+        while text.more():
+            pass
+        data = _parse_json(text.box, text.name, text.buf)
+        raise SourceError(f"{text.box.display(text.name)} holds a JSON {type(data).__name__}, not the object a "
+                          f"{text.box.platform} archive has: {text.box.again}")
+    pos = text.skip_space(pos + 1)
+    if text.buf.startswith("}", pos):
+        text.drop(pos + 1)
+        _check_end(text)
+        return
+    while True:
+        key, pos = _value(text, pos)
+        if not isinstance(key, str):
+            raise text.error(json.JSONDecodeError("Expecting property name enclosed in double quotes", text.buf, pos))
+        pos = text.skip_space(pos)
+        if not text.buf.startswith(":", pos):
+            raise text.error(json.JSONDecodeError("Expecting ':' delimiter", text.buf, pos))
+        pos = text.skip_space(pos + 1)
+        if key == list_key and text.buf.startswith("[", pos):
+            others[key] = None
+            yield from _items(text, pos + 1)
+            pos = 0
+        else:
+            others[key], pos = _value(text, pos)
+        pos = text.skip_space(pos)
+        if pos > 1 << 20:
+            pos = text.drop(pos)
+        if text.buf.startswith(",", pos):
+            pos = text.skip_space(pos + 1)
+            continue
+        if text.buf.startswith("}", pos):
+            break
+        raise text.error(json.JSONDecodeError("Expecting ',' delimiter", text.buf, pos))
+    text.drop(pos + 1)
+    _check_end(text)
+
+
+def _value(text: _Text, pos: int) -> tuple[Any, int]:
+    """One JSON value at `pos`, reading more of the file as needed: (value, position after it).
+    When parsing fails near the end of what is read, it reads more and tries again, twice as
+    much each time, so a value of any size costs linear time."""
+    while True:
+        try:
+            value, end = _DECODER.raw_decode(text.buf, pos)
+            if end < len(text.buf) or not text.more():  # a number may go on in the next chunk
+                break
+        except json.JSONDecodeError as e:
+            if text.done:
+                raise text.error(e) from None
+            want = len(text.buf) - pos
+            while len(text.buf) - pos < 2 * want + 1 and text.more():
+                pass
+        except (ValueError, RecursionError) as e:  # a number of more than 4,300 digits, deep nesting
+            raise _json_error(text.box, text.name, e) from None
+    if _SURROGATE.search(text.buf, pos, end):
+        value = _without_surrogates(value)
+    return value, end
 
 
 def _manifest(box: _Container) -> dict[str, Any] | None:
@@ -710,18 +852,42 @@ def _numeric_id(post_id: str) -> int:
     return int(post_id) if post_id.isascii() and post_id.isdigit() and len(post_id) <= 4000 else 0
 
 
-def read_archive(path: Path, handle: str) -> list[Post]:
+def read_archive(path: Path, handle: str, include_private: bool = False) -> list[Post]:
     """Every post in the archive, newest first, with long posts' whole text."""
-    return list(iter_archive(path, handle))
+    return list(iter_archive(path, handle, include_private))
 
 
-def iter_archive(path: Path, handle: str) -> Iterator[Post]:
-    """read_archive's posts one at a time, in bounded memory. Everything is read and
-    checked before the first post is given, so a damaged archive fails before anything
-    is written; the posts wait in a temporary file, and memory holds one sort key each
-    (about 200 bytes), whatever the archive's size."""
+def iter_archive(path: Path, handle: str, include_private: bool = False,
+                 on_display_name: Callable[[str], None] | None = None,
+                 say: Callable[[str], None] | None = None) -> Iterator[Post]:
+    """read_archive's posts one at a time, in bounded memory, from whichever export `path`
+    is (recognised by content): X's archive, a Bluesky CAR, a Mastodon archive or a
+    Threads export. Everything is read and checked before the first post is given, so a
+    damaged archive fails before anything is written; the posts wait in a temporary file,
+    and memory holds one sort key each (about 200 bytes), whatever the archive's size.
+    `include_private`: a Mastodon archive's followers-only posts too (direct messages never).
+    `on_display_name` is told the account's display name where the export has one; `say`
+    what was left out (a Mastodon archive's direct messages)."""
     path = Path(path)
     box = _open(path)
+    if isinstance(box, _Car):
+        from .car import iter_car, open_repo
+
+        repo = open_repo(path)
+        posts = iter_car(path, handle, repo=repo)
+        if repo.display_name and on_display_name:
+            on_display_name(repo.display_name)
+        return posts
+    if box.platform != "X":
+        from .exports import iter_mastodon, iter_threads
+
+        if box.platform == "Mastodon":
+            return iter_mastodon(box, handle, include_private, on_display_name, say)
+        return iter_threads(box, handle)
+    return _iter_x(box, handle)
+
+
+def _iter_x(box: _Container, handle: str) -> Iterator[Post]:
     spool = tempfile.TemporaryFile()
     try:
         manifest = _manifest(box)
@@ -791,13 +957,19 @@ def account_name(path: Path) -> str:
     """The archive owner's username (from data/account.js), else the file or folder's
     name. Never raises: a bad path is reported when the archive is read."""
     path = Path(path)
-    fallback = path.stem if path.suffix.lower() in (".zip", ".js") else path.name
+    fallback = path.stem if path.suffix.lower() in (".zip", ".js", ".car", ".tgz") else path.name
+    fallback = fallback.removesuffix(".tar.gz").removesuffix(".tar") if path.name.lower().endswith(
+        (".tar.gz", ".tar")) else fallback
     try:
-        if not path.exists() or not (path.is_dir() or zipfile.is_zipfile(path)):
+        if not path.exists():
             return fallback
         box = _open(path)
     except Exception:
         return fallback
+    if not isinstance(box, _Container) or box.platform != "X":
+        from .exports import export_account_name
+
+        return export_account_name(box, path, fallback)
     try:
         if not box.has("account.js") or box.only:
             return fallback

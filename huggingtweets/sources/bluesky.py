@@ -8,15 +8,26 @@ original counted retweets; replies from `record.reply`, quotes from a record emb
 Links that Bluesky shortens in the text ("example.com/long/pa...") get their full
 URL back from the link facets, so the cleaning rule that drops URLs sees them.
 
+The fast path: the whole public repository in one request. The profile gives the
+DID; the DID document (plc.directory, or did:web's own host) names the account's PDS;
+`com.atproto.sync.getRepo?did=...` there returns the repository as a CAR, read by car.py
+(records, not the AppView's views: a repost's text is "RT @did: "). If any of that fails,
+the feed is paged as before. Continuing an interrupted fetch downloads it again; the
+posts already stored are skipped.
+
 An account labelled `!no-unauthenticated` asked not to be shown to logged-out
-clients, which is what this is: it is refused before any post is read.
+clients, which is what this is: it is refused before any post is read, by either path.
 XRPC errors are `{"error": name, "message": text}`.
 """
 
 from __future__ import annotations
 
+import tempfile
 from datetime import datetime, timezone
+from itertools import islice
+from pathlib import Path
 from typing import Any, Callable, Iterator
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -33,6 +44,10 @@ REPOST = "app.bsky.feed.defs#reasonRepost"
 NO_UNAUTHENTICATED = "!no-unauthenticated"
 QUOTE_EMBEDS = ("app.bsky.embed.record", "app.bsky.embed.recordWithMedia")  # with or without "#view"
 LINK_FACET = "app.bsky.richtext.facet#link"
+PLC = "https://plc.directory"
+GET_REPO = "/xrpc/com.atproto.sync.getRepo"
+REPO_CURSOR = "getRepo"  # the cursor of a fetch through getRepo: started again if interrupted
+REPO_PAGE = 1000  # posts stored a page from the downloaded repository
 
 
 class XrpcClient(ApiClient):
@@ -63,8 +78,10 @@ def xrpc_error(r: httpx.Response) -> tuple[str, str]:
 
 class BlueskySource:
     def __init__(self, handle: str, api_base: str | None = None, say: Callable[[str], None] = print,
-                 **client_options: Any):
+                 whole_repo: bool = True, **client_options: Any):
         self.handle = handle
+        self.api_base = api_base
+        self.whole_repo = whole_repo
         self.label = f"Bluesky @{handle}"
         self.say = say
         self.client = XrpcClient("Bluesky", with_base(API, api_base), say=say, **client_options)
@@ -130,8 +147,53 @@ class BlueskySource:
         return posts, next_cursor
 
     def backfill(self, cursor: str | None) -> Iterator[tuple[list[Post], str | None]]:
+        if self.whole_repo and cursor in (None, REPO_CURSOR):
+            posts = self._repo_posts()
+            if posts is not None:
+                while page := list(islice(posts, REPO_PAGE)):
+                    yield page, REPO_CURSOR
+                yield [], None
+                return
+            cursor = None
         yield from follow_cursor(self._page, cursor, lambda: self.say(
             f"Bluesky sent the same page twice for @{self.handle}; stopping here"))
+
+    def pds(self, did: str) -> str:
+        """The account's PDS, from its DID document (did:plc from plc.directory, did:web from its host)."""
+        if did.startswith("did:plc:"):
+            url = with_base(PLC, self.api_base) + "/" + quote(did, safe=":")
+        elif did.startswith("did:web:"):
+            url = with_base(f"https://{did.removeprefix('did:web:')}", self.api_base) + "/.well-known/did.json"
+        else:
+            raise SourceError(f"{did} is not a DID huggingtweets can resolve")
+        doc = self.client.get(url).data
+        services = doc.get("service") if isinstance(doc, dict) else None
+        for service in services if isinstance(services, list) else []:
+            if isinstance(service, dict) and str(service.get("id", "")).endswith("#atproto_pds") \
+                    and isinstance(service.get("serviceEndpoint"), str):
+                endpoint = service["serviceEndpoint"]
+                parts = urlsplit(endpoint)
+                if parts.scheme == "https" and parts.hostname:
+                    return with_base(endpoint, self.api_base)
+        raise SourceError(f"the DID document of {did} names no https PDS")
+
+    def _repo_posts(self) -> Iterator[Post] | None:
+        """Every post of the account from one getRepo download, newest first; None (said why) when
+        that fails, so the feed is paged instead."""
+        from .car import MAX_CAR_BYTES, iter_car
+
+        did = self.profile()["did"]
+        try:
+            base = self.pds(did)
+            with tempfile.TemporaryDirectory(prefix="huggingtweets-car-") as folder:
+                path = Path(folder) / "repo.car"
+                with open(path, "wb") as f:
+                    size = self.client.download(base + GET_REPO, {"did": did}, f, MAX_CAR_BYTES)
+                self.say(f"Downloaded the repository of @{self.handle} ({size / 1024**2:.1f} MiB) in one request")
+                return iter_car(path, self.handle, label=f"the repository of @{self.handle}")
+        except SourceError as e:
+            self.say(f"Could not download the whole repository of @{self.handle} ({e}); paging the public feed instead")
+            return None
 
     def newer(self, newest: Post, known: set[str]) -> Iterator[list[Post]]:
         """From the top until a page reaches a stored post, or posts no newer than

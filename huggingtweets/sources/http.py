@@ -113,6 +113,24 @@ class ApiClient:
         raise HttpError(self.scrub(f"{problem}, {self.retries + 1} times: try again later "
                                    "(the fetch continues where it stopped)"))
 
+    def download(self, url: str, params: dict[str, Any], dest: Any, max_bytes: int) -> int:
+        """GET a binary body into the open file `dest`, streamed, at most `max_bytes`; returns
+        its size. One try: the callers that download have another way to the same posts."""
+        try:
+            with self.client.stream("GET", url, params=params) as r:
+                if r.status_code >= 400:
+                    r.read()
+                    raise HttpError(self._status_message(r, {}), r.status_code)
+                size = 0
+                for chunk in r.iter_bytes(1 << 20):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise HttpError(f"{self.service} sent more than {max_bytes // 1024**2:,} MiB")
+                    dest.write(chunk)
+                return size
+        except httpx.HTTPError as e:  # a dropped connection, a timeout, a bad URL
+            raise HttpError(self.scrub(f"the download from {self.service} failed ({type(e).__name__})")) from None
+
     def _status_message(self, r: httpx.Response, errors: dict[int, str]) -> str:
         if r.status_code in errors:
             return self.scrub(errors[r.status_code])

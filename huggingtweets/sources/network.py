@@ -147,11 +147,22 @@ def _read_state(path: Path, say: Callable[[str], None]) -> dict:
 def display_name_of(source: NetworkSource) -> str | None:
     """The account's display name as its profile gives it, fit for one line (text from
     a stranger: escaped wherever it is shown), or None."""
-    value = source.display_name()
+    return _name_line(source.display_name())
+
+
+def _name_line(value: object) -> str | None:
     if not isinstance(value, str):
         return None
     value = " ".join("".join(c for c in value if c.isprintable() or c.isspace()).split())[:80]
     return value or None
+
+
+def record_display_name(folder: Path, name: str) -> None:
+    """Keep an export's display name where a network fetch keeps it, for the card's title."""
+    value = _name_line(name)
+    if value:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json(folder / "state.json", {"display_name": value})
 
 
 def stored_display_name(folder: Path) -> str | None:
