@@ -173,12 +173,21 @@ def main() -> None:
     parser.add_argument("--out", help="where the JSON report goes (default: bench/results/latest.json, "
                                       "with --gpu bench/results/gpu.json)")
     parser.add_argument("--gpu", action="store_true", help="the GPU targets instead (bench/gpu.py): needs a CUDA GPU")
+    parser.add_argument("--voice", action="store_true",
+                        help="a bot on each of the four sample voices, and whose voice their samples are in (bench/voice.py)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="with --voice: a setting of the recipe to try (max_steps=60, learning_rate=2e-4, lora=true ...)")
     parser.add_argument("--section", choices=SECTIONS, help=argparse.SUPPRESS)  # one part, in a process of its own
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(os.cpu_count() or 1)
     if args.section:
         print(json.dumps(_section(args.section, args.quick)))
+        return
+    if args.voice:
+        from bench import voice
+
+        voice.main(args.quick, Path(args.out or HERE / "results" / "voice.json"), args.set)
         return
     if args.gpu:
         from bench import gpu

@@ -6,6 +6,7 @@
     stats = ht.prepare(settings)        # -> Stats (renders as the card's table)
     metrics = ht.train(settings)        # -> dict: perplexity before/after, log_history
     samples = ht.generate(settings)     # -> list[Sample]
+    figures = ht.evaluate(settings)     # -> Evaluation: voice match, bits per byte, AUC (eval.json)
     ht.card(settings)                   # -> Path of model/README.md
 
 Lower-level pieces work on their own too: `filter_posts`, `clean_text`,
@@ -20,15 +21,16 @@ from .clean import Filtered, Stats, clean_text, filter_posts, is_retweet, is_sho
 from .errors import HuggingtweetsError
 from .generate import Sample, load_bot
 from .generate import generate as generate_samples
-from .pipeline import Workspace, card, fetch, generate, prepare, read_samples, run, train
+from .pipeline import Workspace, card, evaluate, fetch, generate, prepare, read_evaluation, read_samples, run, train
 from .posts import Post, read_posts, write_posts
 from .settings import Settings
+from .voice import Evaluation
 from .sources import parse_source
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Filtered", "HuggingtweetsError", "Post", "Sample", "Settings", "Stats", "Workspace", "card", "clean_text",
-    "fetch", "filter_posts", "generate", "generate_samples", "is_retweet", "is_short", "load_bot", "parse_source",
-    "prepare", "read_posts", "read_samples", "run", "train", "write_posts",
+    "Evaluation", "Filtered", "HuggingtweetsError", "Post", "Sample", "Settings", "Stats", "Workspace", "card",
+    "clean_text", "evaluate", "fetch", "filter_posts", "generate", "generate_samples", "is_retweet", "is_short", "load_bot", "parse_source",
+    "prepare", "read_evaluation", "read_posts", "read_samples", "run", "train", "write_posts",
 ]

@@ -266,6 +266,7 @@ class App(widgets.VBox):
                                                   layout=widgets.Layout(width="24rem"))
         self.plot_output = widgets.Output()
         self.perplexity = widgets.HTML()
+        self.voice = widgets.HTML()  # the evaluation, once training is done
 
         # Step 3: samples
         self.prompt = widgets.Text(value=self.base.prompt, description="Prompt", layout=widgets.Layout(width="24rem"))
@@ -315,7 +316,7 @@ class App(widgets.VBox):
         for w, name in [(self.fetch_button, "ht-fetch"), (self.train_button, "ht-train"),
                         (self.sample_button, "ht-sample"), (self.publish_button, "ht-publish"),
                         (self.stats_output, "ht-stats"), (self.posts_preview, "ht-posts"),
-                        (self.plot_output, "ht-plot"), (self.perplexity, "ht-perplexity"),
+                        (self.plot_output, "ht-plot"), (self.perplexity, "ht-perplexity"), (self.voice, "ht-voice"),
                         (self.samples_html, "ht-samples"), (self.status, "ht-status"), (self.error, "ht-error"),
                         (self.count, "ht-count"), (self.prompt, "ht-prompt"), (self.max_steps, "ht-max-steps")]:
             w.add_class(name)
@@ -334,6 +335,7 @@ class App(widgets.VBox):
             self.stats_output, self.posts_preview,
             heading("4. Train"), widgets.HBox([self.train_button, self.train_progress]), self.plot_output,
             self.perplexity,
+            self.voice,
             heading("5. Samples"), widgets.HBox([self.prompt, self.num_samples, self.sample_button]), self.drop_copies,
             self.samples_html,
             self.publish_box,
@@ -525,6 +527,7 @@ class App(widgets.VBox):
         bar.value, bar.max, bar.bar_style = 0, 1, "info"
         self.log_history = []
         self.perplexity.value = ""
+        self.voice.value = ""
         self.plot_output.outputs = ()
         self._last_plot = 0.0
 
@@ -551,6 +554,19 @@ class App(widgets.VBox):
             f"Validation perplexity: <b>{m['eval_perplexity_before']:.1f}</b> before training, "
             f"<b>{m['eval_perplexity_after']:.1f}</b> after (lower is better), {m['train_seconds']:.0f} s "
             f"of training, {m['steps']} steps")
+        if settings.eval_samples:
+            self.status.value = f"<i>Evaluating: {settings.eval_samples} samples from the bot and its base model</i>"
+            self.show_evaluation(pipeline.evaluate(settings, self.say))
+
+    def show_evaluation(self, e: "ht.Evaluation") -> None:
+        base = f"{e.voice_match_base:.0%}" if e.voice_match_base is not None else "-"
+        auc = (f"; a classifier tells the bot's samples from real posts with an AUC of <b>{e.auc:.2f}</b> "
+               "(0.5: it cannot)" if e.auc is not None else "")
+        self.voice.value = (
+            f"Voice match: <b>{e.voice_match:.0%}</b> of the bot's samples sound like the account (base model "
+            f"{base}, held-out real posts {e.voice_match_real:.0%}){auc}. Held-out bits per byte "
+            f"{e.bits_per_byte_before:.2f} before, <b>{e.bits_per_byte_after:.2f}</b> after; "
+            f"{e.short_share:.0%} of samples empty or one word, {e.copy_share:.0%} copy a training post.")
 
     def draw_plot(self) -> None:
         self._last_plot = time.monotonic()

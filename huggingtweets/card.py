@@ -55,6 +55,7 @@ class CardInputs:
     author: str | None = None  # who trained the bot, for the About (the Hub user on push, or --author)
     base_license: str | None = None  # the base model's own licence (default: metrics' base licence)
     base_model: str | None = None  # the card's base_model (default: metrics' base hub_id)
+    evaluation: dict[str, Any] | None = None  # eval.json, when it was made from this model
 
 
 def base_facts(base: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -129,8 +130,42 @@ def _front_matter(c: CardInputs, repo_id: str) -> str:
             f"      value: {m['eval_perplexity_after']:.2f}",
             "      name: Validation perplexity after fine-tuning",
         ]
+        e = c.evaluation
+        if e:
+            figures = [("voice_match", e["voice_match"], "Voice match"),
+                       ("voice_match", e.get("voice_match_base"), "Voice match of the base model"),
+                       ("voice_match", e["voice_match_real"], "Voice match of held-out real posts"),
+                       ("roc_auc", e.get("auc"), "Real vs bot AUC"),
+                       ("bits_per_byte", e["bits_per_byte_before"], "Held-out bits per byte before fine-tuning"),
+                       ("bits_per_byte", e["bits_per_byte_after"], "Held-out bits per byte after fine-tuning")]
+            for kind, value, name in figures:
+                if value is not None:
+                    lines += [f"    - type: {kind}", f"      value: {value:.4f}", f"      name: {_q(name)}"]
     lines.append("---")
     return "\n".join(lines)
+
+
+def _evaluation(e: dict[str, Any]) -> list[str]:
+    """The card's Evaluation section: does the bot sound like the account? (figures from voice.py)"""
+    base = e.get("voice_match_base")
+    rows = [("Voice match: samples a classifier attributes to the account", f"{e['voice_match']:.0%}",
+             f"{base:.0%}" if base is not None else "-", f"{e['voice_match_real']:.0%}"),
+            ("Held-out bits per byte (lower is better)", f"{e['bits_per_byte_after']:.2f}",
+             f"{e['bits_per_byte_before']:.2f}", "-"),
+            ("Distinct word pairs (distinct-2)", f"{e['distinct_2']:.2f}", "-", f"{e['distinct_2_real']:.2f}"),
+            ("Empty or one-word samples", f"{e['short_share']:.0%}", "-", "-"),
+            ("Samples that copy a training post", f"{e['copy_share']:.0%}", "-", "-")]
+    auc = e.get("auc")
+    lines = ["## Evaluation", "",
+             f"{e['num_samples']} samples drawn from the start of a post, with no prompt, were compared with "
+             f"{e['held_out_posts']} held-out real posts. A character n-gram classifier trained on the account's "
+             "training posts against other writing (other voices and the base model's own samples) says how many "
+             "sound like the account." + (f" Telling held-out real posts from the bot's samples, a classifier "
+                                         f"reaches an AUC of {auc:.2f} (0.5: it cannot tell them apart)."
+                                         if auc is not None else ""),
+             "", "| | Bot | Base model | Real posts |", "| --- | --- | --- | --- |"]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    return lines + [""]
 
 
 def _joined(names: list[str]) -> str:
@@ -144,6 +179,11 @@ def _owner(c: CardInputs) -> str:
 
 def _trained_on(spec: SourceSpec) -> str:
     """One account's part of "The model was trained on ...", linked where it lives."""
+    if spec.kind == "sample" and spec.target:
+        from .sources.sample import voice_of
+
+        return (f"the sample {spec.target}: {voice_of(spec.target).credit}, published with sentiment ratings "
+                "in VADER by [Hutto & Gilbert (2014)](https://github.com/cjhutto/vaderSentiment) (MIT licence)")
     if spec.kind == "sample":
         return ("the sample account's tweets: real, anonymised tweets published with VADER by "
                 "[Hutto & Gilbert (2014)](https://github.com/cjhutto/vaderSentiment) (MIT licence)")
@@ -157,7 +197,7 @@ def _trained_on(spec: SourceSpec) -> str:
 
 def _display_name(spec: SourceSpec, names: dict[str, str]) -> str:
     if spec.kind == "sample":
-        return "Sample account"
+        return f"Sample {spec.target}" if spec.target else "Sample account"
     return names.get(spec.name) or spec.display.lstrip("@")
 
 
@@ -290,7 +330,7 @@ def render_card(c: CardInputs) -> str:
               if c.base_limitations_url else f"the same limitations and bias as its base model, {base}")
     credit = MODEL_CREDITS.get(m.get("base_model", ""), "") or MODEL_CREDITS.get(parent or "", "")
     if any(s.kind == "sample" for s in c.specs):
-        credit += f" The sample tweets: {SAMPLE_CREDIT}"
+        credit += f" The sample {'tweets' if all(not s.target for s in c.specs if s.kind == 'sample') else 'data'}: {SAMPLE_CREDIT}"
     block = m.get("dataset", {}).get("block_size") if isinstance(m.get("dataset"), dict) else None
 
     parts = [
@@ -338,6 +378,8 @@ def render_card(c: CardInputs) -> str:
             f"{m.get('train_seconds', 0):.0f} s on {m.get('host', 'an unrecorded machine')}).",
             "",
         ]
+    if c.evaluation:
+        parts += _evaluation(c.evaluation)
     if links.get("run"):
         parts += [f"Hyperparameters and metrics are recorded in the [W&B training run]({links['run']}) "
                   "for full transparency and reproducibility.", ""]

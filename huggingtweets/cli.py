@@ -17,11 +17,12 @@ from .errors import HuggingtweetsError
 from .settings import Settings
 
 COMMANDS = {
-    "run": "fetch, prepare, train, generate and write the card: a bot from an account, in one go",
+    "run": "fetch, prepare, train, generate, eval and write the card: a bot from an account, in one go",
     "fetch": "download the posts into WORK/<name>/posts.jsonl",
     "prepare": "filter the posts (stats.json) and build the packed dataset (dataset/)",
     "train": "fine-tune the base model (model/, metrics.json)",
     "generate": "sample from the trained bot (samples.jsonl)",
+    "eval": "measure how much the bot sounds like the account (eval.json): voice match, bits per byte, AUC",
     "card": "write the model card, model/README.md",
 }
 SHORT = {"num_samples": ["-n"]}
@@ -152,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"model and card in {result['folder'] / 'model'}")
         elif args.command == "card":
             pipeline.card(settings, repo_id=args.repo_id, author=args.author)
+        elif args.command == "eval":
+            pipeline.evaluate(settings)
         else:
             getattr(pipeline, args.command)(settings)
     except HuggingtweetsError as e:
@@ -211,6 +214,7 @@ def interrupted_line(step: str | None, checkpoint: Path | None = None) -> str:
         "prepare": f" while preparing the dataset; nothing half-written was kept: {again}",
         "train": f" while training; {again}: {resume}",
         "generate": f" while sampling; the model is saved: {again}",
+        "eval": f" while evaluating; the model is saved: {again}",
         "card": f" while writing the card; {again}",
         "push": " while publishing; the upload may be incomplete: run `huggingtweets push` again, "
                 "which uploads the whole folder again",

@@ -4,6 +4,7 @@
     prepare  -> stats.json, dataset/
     train    -> model/ (with README.md, the card), metrics.json
     generate -> samples.jsonl
+    eval     -> eval.json (does it sound like them? see voice.py)
     card     -> model/README.md
 
 made.json records what each output was made from: the sources and a digest of
@@ -34,6 +35,7 @@ from .posts import Post, iter_posts, read_posts
 from .settings import Settings
 from .sources import SourceSpec, fetch_posts, model_name, parse_source
 from .sources.network import stored_display_name
+from .voice import Evaluation  # scikit-learn is imported only when something is measured
 
 Say = Callable[[str], None]
 
@@ -104,6 +106,7 @@ class Workspace:
     model = property(lambda self: self.root / "model")
     metrics = property(lambda self: self.root / "metrics.json")
     samples = property(lambda self: self.root / "samples.jsonl")
+    evaluation = property(lambda self: self.root / "eval.json")
     checkpoints = property(lambda self: self.root / "checkpoints")
     record = property(lambda self: self.root / "made.json")
 
@@ -121,6 +124,8 @@ class Workspace:
 # The settings that change each output; the training ones are those a checkpoint must match (train.FINGERPRINT).
 DATASET_SETTINGS = ("model", "block_size", "validation_fraction", "seed")
 SAMPLE_SETTINGS = ("prompt", "num_samples", "max_new_tokens", "top_p", "temperature", "seed", "precision")
+EVAL_SETTINGS = ("eval_samples", "max_new_tokens", "top_p", "temperature", "seed", "precision")
+EVAL_VERSION = 1  # raised whenever the figures are measured differently, so older eval.json files are redone
 
 
 def _read_record(ws: Workspace) -> dict[str, Any]:
@@ -162,7 +167,9 @@ def _posts_inputs(ws: Workspace, settings: Settings) -> dict[str, Any]:
 
 def _dataset_inputs(ws: Workspace, settings: Settings) -> dict[str, Any]:
     posts = _read_record(ws).get("posts", {})
-    return {"posts": posts.get("digest"), **{k: getattr(settings, k) for k in DATASET_SETTINGS}}
+    from .dataset import PACKING
+
+    return {"posts": posts.get("digest"), "packing": PACKING, **{k: getattr(settings, k) for k in DATASET_SETTINGS}}
 
 
 def _model_inputs(ws: Workspace, settings: Settings) -> dict[str, Any]:
@@ -175,6 +182,11 @@ def _samples_inputs(ws: Workspace, settings: Settings) -> dict[str, Any]:
     return {"model": _fingerprint(_model_inputs(ws, settings)), **{k: getattr(settings, k) for k in SAMPLE_SETTINGS}}
 
 
+def _eval_inputs(ws: Workspace, settings: Settings) -> dict[str, Any]:
+    return {"model": _fingerprint(_model_inputs(ws, settings)), "version": EVAL_VERSION,
+            **{k: getattr(settings, k) for k in EVAL_SETTINGS}}
+
+
 def _why_stale(ws: Workspace, step: str, inputs: dict[str, Any], output: Path) -> str | None:
     """None when `output` exists and was made from `inputs`; else why it must be made again."""
     if not output.exists():
@@ -185,7 +197,8 @@ def _why_stale(ws: Workspace, step: str, inputs: dict[str, Any], output: Path) -
     inputs = json.loads(json.dumps(inputs))  # tuples and the like, as the record holds them
     if all(k in had and had[k] == v for k, v in inputs.items()):  # the record may hold more (the posts' digest)
         return None
-    upstream = {"posts": "the posts changed", "dataset": "the dataset changed", "model": "the model changed"}
+    upstream = {"posts": "the posts changed", "dataset": "the dataset changed", "model": "the model changed",
+                "packing": "this version packs blocks differently", "version": "this version measures differently"}
     changes = [upstream.get(k) or f"--{k.replace('_', '-')} {_shown(had.get(k))} -> {_shown(v)}"
                for k, v in inputs.items() if had.get(k) != v]
     return "made from other inputs: " + ", ".join(changes or ["other settings"])
@@ -470,6 +483,83 @@ def read_samples(settings: Settings) -> list[Sample]:
         return []
 
 
+REFERENCE_PER_VOICE = 300  # lines of each built-in voice the account is told apart from
+
+
+def evaluate(settings: Settings, say: Say = _say) -> Evaluation:
+    """Does the bot sound like the account? Writes eval.json (see voice.py for each figure) and says it in
+    one line; measured again only when the model or the sampling settings changed, as samples are seeded."""
+    with _step("eval"):
+        ws = _workspace(settings, say)
+        _ensure_posts(ws, settings, say)
+        _make_if_stale(_stale_model(ws, settings), ws.model, "Training again", lambda: train(settings, say), say)
+        evaluation = read_evaluation(settings) if _why_stale(ws, "eval", _eval_inputs(ws, settings),
+                                                             ws.evaluation) is None else None
+        if evaluation is None:
+            _set_record(ws, "eval", None)
+            evaluation = _measure(ws, settings, say)
+            write_json(ws.evaluation, evaluation.to_dict())
+            _set_record(ws, "eval", _eval_inputs(ws, settings))
+            _tracker(settings, ws, say).evaluation(evaluation)
+        say(evaluation.line())
+        return evaluation
+
+
+def read_evaluation(settings: Settings) -> Evaluation | None:
+    """What eval.json holds, or None when it is missing, damaged or from an older version."""
+    try:
+        return Evaluation.from_dict(read_json(Workspace.of(settings).evaluation))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _measure(ws: Workspace, settings: Settings, say: Say) -> Evaluation:
+    from datasets import load_from_disk
+
+    from .generate import copy_check, for_sampling, load_bot, unprompted
+    from .models import load_model, load_tokenizer
+    from .sources.sample import VOICES, voice_posts
+    from .train import release_memory
+    from .voice import bits_per_byte, distinct_2, like_for_like, real_vs_bot_auc, short_share, voice_match
+
+    posts = load_from_disk(str(ws.dataset / "posts"))
+    trained_on, held_out = list(posts["train"]["text"]), list(posts["validation"]["text"])
+    n = settings.eval_samples
+    draw = dict(num_samples=n, max_new_tokens=settings.max_new_tokens, top_p=settings.top_p,
+                temperature=settings.temperature, seed=settings.seed)
+
+    say(f"Evaluating: {n} samples from the start of a post, from the bot and from its base model, "
+        f"and {len(held_out)} held-out posts")
+    model, tokenizer = load_bot(ws.model, settings.precision)
+    bot_samples = unprompted(model, tokenizer, **draw)
+    after = bits_per_byte(model, tokenizer, held_out)
+    del model
+    release_memory()
+    base = _base_model(settings, say)
+    model, tokenizer = for_sampling(load_model(base.path), settings.precision), load_tokenizer(base.path)
+    base_samples = unprompted(model, tokenizer, **draw)
+    before = bits_per_byte(model, tokenizer, held_out)
+    del model
+    release_memory()
+
+    # Reference: the built-in voices, less any this bot was trained on, and the base model's own writing.
+    own = {s.target or "tweets" for s in ws.specs if s.kind == "sample"}
+    reference = {f"sample:{v}": [p.text for p in voice_posts(v, "reference")[:REFERENCE_PER_VOICE]]
+                 for v in VOICES if v not in own}
+    match = voice_match(trained_on, [t for texts in reference.values() for t in texts], bot_samples, held_out,
+                        base_samples=base_samples, seed=settings.seed)
+    copies = sum(copy_check(t, "", trained_on)[1] for t in bot_samples)
+    return Evaluation(
+        voice_match=match.bot, voice_match_base=match.base, voice_match_real=match.real,
+        auc=real_vs_bot_auc(held_out, bot_samples, seed=settings.seed),
+        bits_per_byte_before=before, bits_per_byte_after=after,
+        distinct_2=distinct_2(bot_samples),
+        distinct_2_real=distinct_2(like_for_like(trained_on + held_out, n, settings.seed)),
+        short_share=short_share(bot_samples), copy_share=copies / n, num_samples=n, held_out_posts=len(held_out),
+        reference={**{k: len(v) for k, v in reference.items()}, "base model samples": len(base_samples)},
+        samples=bot_samples, base_samples=base_samples, settings={k: getattr(settings, k) for k in EVAL_SETTINGS})
+
+
 def card(settings: Settings, say: Say = _say, repo_id: str | None = None, consent: str | None = None,
          out: Path | None = None, author: str | None = None, license: str | None = None) -> Path:
     """Write model/README.md (or `out`) from what the earlier steps recorded. Never trains:
@@ -501,6 +591,12 @@ def card(settings: Settings, say: Say = _say, repo_id: str | None = None, consen
             by_account = {k: Stats.from_dict(v) for k, v in read_json(ws.stats_by_account).items()}
         else:
             by_account = {ws.specs[0].display: Stats.from_dict(read_json(ws.stats))}
+        evaluation = None
+        measured = _read_record(ws).get("eval")
+        if isinstance(measured, dict) and measured.get("model") == _eval_inputs(ws, settings)["model"] and \
+                measured.get("version") == EVAL_VERSION:
+            found = read_evaluation(settings)  # measured on this model (with whatever eval settings): this card's
+            evaluation = found.to_dict() if found else None
         from .card import base_facts, post_languages_of
 
         base_license, base_model = base_facts(base)  # `author` (About) and `license` (push --license) are the caller's
@@ -510,7 +606,7 @@ def card(settings: Settings, say: Say = _say, repo_id: str | None = None, consen
                             wandb_links=card_links(ws.root), consent=consent, display_names=ws.display_names(),
                             prompt=samples[0].prompt if samples else settings.prompt,
                             language=post_languages_of(ws.posts), author=author, base_license=base_license,
-                            base_model=base_model)
+                            base_model=base_model, evaluation=evaluation)
         path = out or ws.model / "README.md"
         with atomic_write(path) as f:
             f.write(render_card(inputs))
@@ -529,6 +625,7 @@ def run(settings: Settings, say: Say = _say) -> dict[str, Any]:
     stats = prepare(settings, say)
     metrics = train(settings, say, write_card=False)  # the card comes last, with the samples' copy rate
     samples = generate(settings, say)
+    evaluation = evaluate(settings, say) if settings.eval_samples else None
     card_path = card(settings, say)
-    return {"name": ws.name, "stats": stats, "metrics": metrics, "samples": samples, "card": card_path,
-            "folder": ws.root}
+    return {"name": ws.name, "stats": stats, "metrics": metrics, "samples": samples, "evaluation": evaluation,
+            "card": card_path, "folder": ws.root}

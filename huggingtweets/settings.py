@@ -22,6 +22,16 @@ def _env_model() -> str:
     return os.environ.get("HUGGINGTWEETS_MODEL") or DEFAULT_MODEL
 
 
+def _env_eval_samples() -> int:
+    """100, or HUGGINGTWEETS_EVAL_SAMPLES (the test suite sets 0: only the tests of the evaluation pay for it)."""
+    value = os.environ.get("HUGGINGTWEETS_EVAL_SAMPLES", "").strip()
+    try:
+        return int(value) if value else 100
+    except ValueError:
+        raise SettingsError(f"HUGGINGTWEETS_EVAL_SAMPLES={value!r} is not a number: unset it, or give one "
+                            "like 100 (0 leaves the evaluation out)") from None
+
+
 @dataclass
 class Settings:
     sources: list[str] = field(default_factory=lambda: ["sample"],
@@ -93,6 +103,10 @@ class Settings:
     max_new_tokens: int = field(default=40, metadata={"help": "Longest continuation, in tokens."})
     top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling: keep the smallest set of tokens with this much probability."})
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature."})
+    eval_samples: int = field(default_factory=_env_eval_samples, metadata={
+        "help": "Samples (default 100) the evaluation draws from the start of a post, from the bot and from its base model, "
+                "to measure how much the bot sounds like the account; 0 leaves the evaluation out of `run` "
+                "(env HUGGINGTWEETS_EVAL_SAMPLES)."})
     # Off everywhere (CLI, app, library): a copy is shown and flagged, so you see how often the bot copies.
     drop_copies: bool = field(default=False, metadata={
         "help": "Do not show samples that copy a training post (8 words in a row, or 80 percent of it); "
@@ -124,6 +138,7 @@ class Settings:
              "--lora needs peft: pip install 'huggingtweets[lora]'"),
             (self.wandb in ("auto", "online", "offline", "disabled"), "wandb must be auto, online, offline or disabled"),
             (self.num_samples >= 1, "num_samples must be at least 1"),
+            (self.eval_samples == 0 or self.eval_samples >= 10, "eval_samples must be 0 (no evaluation) or at least 10"),
             (self.max_new_tokens >= 1, "max_new_tokens must be at least 1"),
             (0 < self.top_p <= 1, "top_p must be in (0, 1]"),
             (self.temperature > 0, "temperature must be positive"),

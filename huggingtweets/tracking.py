@@ -247,6 +247,26 @@ class Tracker:
             _finish(run, failed)
 
 
+    def evaluation(self, evaluation) -> None:
+        """The eval run: the voice figures as its summary, and the unprompted samples it judged."""
+        if not self.on:
+            return
+        import wandb
+
+        run = self._init("eval", run_config(self.settings))
+        failed = True
+        try:
+            figures = {k: v for k, v in evaluation.to_dict().items() if isinstance(v, (int, float))}
+            run.summary.update(figures)
+            run.log({"eval_samples": wandb.Table(columns=["bot", "base model"],
+                                                 data=[list(pair) for pair in zip(evaluation.samples,
+                                                                                  evaluation.base_samples)])})
+            self._record("eval_run", run)
+            failed = False
+        finally:
+            _finish(run, failed)
+
+
 def _finish(run, failed: bool) -> None:
     """Finish a run; when it failed, nothing wandb raises while finishing hides the error that ended it."""
     if not failed:

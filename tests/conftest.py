@@ -32,6 +32,8 @@ def isolated(tmp_path, monkeypatch, shared_cache):
     monkeypatch.setenv("HUGGINGTWEETS_WORK", str(tmp_path / "work"))
     monkeypatch.delenv("HUGGINGTWEETS_MODEL", raising=False)
     monkeypatch.delenv("HUGGINGTWEETS_DEBUG", raising=False)
+    # `run` leaves the evaluation out (it draws 200 samples); tests/test_voice.py turns it on where it is tested.
+    monkeypatch.setenv("HUGGINGTWEETS_EVAL_SAMPLES", "0")
     # W&B off unless a test turns it on: a developer's own login must never make a test go online.
     monkeypatch.setenv("WANDB_MODE", "disabled")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)

@@ -5,6 +5,7 @@ in Chromium."""
 
 import base64
 import configparser
+import dataclasses
 import datetime
 import importlib.util
 import json
@@ -87,7 +88,7 @@ def posts_file(path: Path, texts: list[str]) -> Path:
 
 
 def test_the_sample_account_end_to_end(licensed_env, monkeypatch, loopback):
-    app = build_app(fast_settings())
+    app = build_app(dataclasses.replace(fast_settings(), eval_samples=10))  # and evaluated after training
     assert app.model.value == str(licensed_env)  # the default base model is Settings().model
     assert [r.kind.value for r in app.active_rows()] == ["sample"]
     assert app.others_note.layout.display == "none" and app.publish_box.layout.display == "none"
@@ -114,6 +115,7 @@ def test_the_sample_account_end_to_end(licensed_env, monkeypatch, loopback):
     assert "before training" in app.perplexity.value and f"{app.metrics['eval_perplexity_after']:.1f}" in \
         app.perplexity.value
     assert app.publish_box.layout.display == ""  # a model exists now
+    assert app.voice.value.startswith("Voice match: <b>") and "held-out real posts" in app.voice.value
 
     app.num_samples.value = 3
     app.sample_button.click()
@@ -151,6 +153,7 @@ def test_the_sample_account_end_to_end(licensed_env, monkeypatch, loopback):
         assert card.data.license == "mit" and card.data.base_model == "openai-community/gpt2"
         assert card.data.widget == [{"text": "My dream is"}] and "model='me/x'" in readme
         assert_speaks_for_its_trainer(readme)
+        assert "## Evaluation" in readme and any(r.metric_name == "Voice match" for r in card.data.eval_results)
         assert f"*Built by {HUB_USER}*" in readme and HF_TOKEN not in readme
 
 

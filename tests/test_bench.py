@@ -29,11 +29,11 @@ def test_the_gpu_bench_runs_every_part_and_writes_its_report(tmp_path):
     report = json.loads((tmp_path / "gpu.json").read_text())
     assert report["setup"]["posts"] == 3200
     gpt2 = report["gpt2"]
-    # 789, not the 852 of the H200 figures in the README: since the split sends every copy of a held-out text to
-    # validation, the 1,200 repeated tweets no longer train and validate at once.
-    assert gpt2["posts"] == 3200 and gpt2["kept"] == 3043 and gpt2["train_blocks"] == 789 and gpt2["steps"] == 4
+    # 830, not the 852 of the H200 figures in the README: the split sends every copy of a held-out text to
+    # validation (789 blocks), and every block now starts where a post starts (830).
+    assert gpt2["posts"] == 3200 and gpt2["kept"] == 3043 and gpt2["train_blocks"] == 830 and gpt2["steps"] == 4
     for recipe in ("large-original", "large-ours", "large-checkpointing", "large-lora"):
         assert report[recipe]["fits"] and report[recipe]["steps"] == 2, recipe
     table = (tmp_path / "gpu.md").read_text()
-    assert "GPT-2 124M on 3,200 posts (3,043 kept, 789 blocks), 4 steps" in table
+    assert "GPT-2 124M on 3,200 posts (3,043 kept, 830 blocks), 4 steps" in table
     assert "| original | yes | - |" in table and "| lora | yes | - |" in table
