@@ -84,7 +84,7 @@ def test_checkpoints_are_saved_at_evaluations_but_not_more_often_than_asked(tmp_
     from huggingtweets.train import CPU_EPOCHS, GPU_EPOCHS
 
     passes = GPU_EPOCHS if torch.cuda.is_available() else CPU_EPOCHS  # as train_model decides
-    assert (f"Training capped at 4 steps by --max-steps (0.2 of {passes} passes over 129 blocks)"
+    assert (f"Training capped at 4 steps by --max-steps (0.2 of {passes} passes over 136 blocks)"
             in capsys.readouterr().out)
 
 
