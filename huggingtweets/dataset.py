@@ -18,7 +18,9 @@ only a post longer than a block goes on at the top of the next.
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import itertools
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,17 +124,18 @@ def pack(posts: list[list[int]], size: int, eos: int) -> list[list[int]]:
     block is filled with the post's first tokens and the post starts the next block. The last, partly filled
     block is dropped, as run_clm drops its ragged tail."""
     blocks: list[list[int]] = []
-    pending = list(range(len(posts)))
+    pending = collections.deque(range(len(posts)))  # taken from the front and from near it: a list's pop(0) is O(n)
     block = [eos]
     while pending:
         room = size - len(block)
-        pick = next((j for j, i in enumerate(pending[:LOOKAHEAD]) if len(posts[i]) <= room), None)
+        pick = next((j for j, i in enumerate(itertools.islice(pending, LOOKAHEAD)) if len(posts[i]) <= room), None)
         if pick is not None:
-            block += posts[pending.pop(pick)]
+            block += posts[pending[pick]]
+            del pending[pick]
             continue
         post = posts[pending[0]]
         if len(block) == 1:  # longer than a block: cut it, and its rest goes on at the top of the next blocks
-            pending.pop(0)
+            pending.popleft()
             blocks.append(block + post[:room])
             rest = post[room:]
             while len(rest) >= size:

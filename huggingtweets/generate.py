@@ -62,16 +62,12 @@ def generate(model, tokenizer, prompt: str = "My dream is", num_samples: int = 5
         out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=True, top_p=top_p, temperature=temperature,
                              max_new_tokens=max_new_tokens, num_return_sequences=num_samples,
                              eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    special = {t for t in tokenizer.all_special_tokens if t}
     samples = []
     for row in out.tolist():
         continuation = row[prompt_len:]
         if tokenizer.eos_token_id in continuation:
             continuation = continuation[:continuation.index(tokenizer.eos_token_id)]
-        text = tokenizer.decode(row[1:prompt_len] + continuation, skip_special_tokens=True)
-        for token in special:  # also any special token spelled out as plain text
-            text = text.replace(token, "")
-        text = " ".join(text.split())
+        text = _decoded(tokenizer, row[1:prompt_len] + continuation)
         sample = Sample(text=text, prompt=prompt, seed=seed)
         if training_texts:
             sample.shared_words, sample.copy = copy_check(text, prompt, training_texts)
@@ -88,7 +84,6 @@ def unprompted(model, tokenizer, num_samples: int = 100, max_new_tokens: int = 4
 
     set_seed(seed)
     eos = tokenizer.eos_token_id
-    special = {t for t in tokenizer.all_special_tokens if t}
     texts: list[str] = []
     with torch.inference_mode():
         for start in range(0, num_samples, batch_size):
@@ -100,11 +95,16 @@ def unprompted(model, tokenizer, num_samples: int = 100, max_new_tokens: int = 4
             for row in out[:, 1:].tolist():
                 if eos in row:
                     row = row[:row.index(eos)]
-                text = tokenizer.decode(row, skip_special_tokens=True)
-                for token in special:
-                    text = text.replace(token, "")
-                texts.append(" ".join(text.split()))
+                texts.append(_decoded(tokenizer, row))
     return texts
+
+
+def _decoded(tokenizer, ids: list[int]) -> str:
+    """A sample's text: special tokens left out, also any spelled out as plain text, whitespace collapsed."""
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    for token in (t for t in tokenizer.all_special_tokens if t):
+        text = text.replace(token, "")
+    return " ".join(text.split())
 
 
 def copy_check(text: str, prompt: str, training_texts: list[str]) -> tuple[int, bool]:
