@@ -55,8 +55,9 @@ def attribute(model, texts: list[str]) -> dict[str, float]:
 
 def main(quick: bool, out: Path, overrides: list[str]) -> None:
     import huggingtweets as ht
-    from huggingtweets import pipeline, train
+    from huggingtweets import pipeline
     from huggingtweets.models import choose_precision
+    from huggingtweets.train import host_description
 
     given = dict(item.split("=", 1) for item in overrides)
     known = {f.name for f in dataclasses.fields(ht.Settings)}
@@ -69,7 +70,7 @@ def main(quick: bool, out: Path, overrides: list[str]) -> None:
         recipe.setdefault("eval_samples", 20)
     work = Path(tempfile.mkdtemp(prefix="bench-voice-"))
     quiet = lambda _: None  # noqa: E731
-    report: dict[str, Any] = {"machine": {"host": train.host_description(), "precision": choose_precision("auto")[0],
+    report: dict[str, Any] = {"machine": {"host": host_description(), "precision": choose_precision("auto")[0],
                                           "quick": quick}, "recipe": recipe, "bots": {}}
     try:
         classifier = four_voice_classifier()

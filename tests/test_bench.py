@@ -37,3 +37,19 @@ def test_the_gpu_bench_runs_every_part_and_writes_its_report(tmp_path):
     table = (tmp_path / "gpu.md").read_text()
     assert "GPT-2 124M on 3,200 posts (3,043 kept, 830 blocks), 4 steps" in table
     assert "| original | yes | - |" in table and "| lora | yes | - |" in table
+
+
+@pytest.mark.slow  # four bots and their evaluations: 3 minutes on 2 cores
+def test_the_voice_bench_trains_a_bot_on_each_voice_and_writes_its_table(tmp_path, tiny_gpt2):
+    """bench --voice's plumbing on the tiny model: four bots, a 4x4 table, the base row, the report."""
+    done = bench("--voice", "--quick", "--out", str(tmp_path / "voice.json"), "--set", f"model={tiny_gpt2}",
+                 "--set", "eval_samples=10", "--set", "max_steps=2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((tmp_path / "voice.json").read_text())
+    assert list(report["bots"]) == ["tweets", "reviews", "editorials", "movies"]
+    assert report["recipe"] == {"model": str(tiny_gpt2), "eval_samples": 10, "max_steps": 2}
+    for voice, bot in report["bots"].items():
+        assert bot["steps"] == 2 and abs(sum(bot["attributed"].values()) - 1) < 1e-9, voice
+        assert bot["real"][voice] > 0.5, voice  # the four-voice classifier knows each voice's real posts
+    table = (tmp_path / "voice.md").read_text()
+    assert "| bot | tweets | reviews | editorials | movies |" in table and "| base model |" in table
