@@ -173,9 +173,9 @@ def _dataset_inputs(ws: Workspace, settings: Settings) -> dict[str, Any]:
 
 
 def _model_inputs(ws: Workspace, settings: Settings) -> dict[str, Any]:
-    from .train import FINGERPRINT
+    from .train import recipe
 
-    return {"dataset": _fingerprint(_dataset_inputs(ws, settings)), **{k: getattr(settings, k) for k in FINGERPRINT}}
+    return {"dataset": _fingerprint(_dataset_inputs(ws, settings)), **recipe(settings)}
 
 
 def _samples_inputs(ws: Workspace, settings: Settings) -> dict[str, Any]:

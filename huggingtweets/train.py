@@ -33,6 +33,12 @@ CPU_MAX_STEPS = 120  # keeps a CPU run to minutes (about 2 s a step for a 135M m
 FINGERPRINT = ("model", "block_size", "batch_size", "learning_rate", "epochs", "max_steps", "seed", "precision",
                "dropout", "freeze_embeddings", "lora", "lora_rank")
 RUN_FILE = "huggingtweets-run.json"
+
+
+def recipe(settings: Settings) -> dict[str, Any]:
+    """The FINGERPRINT settings as they train: the learning rate the run uses, not None for "the default",
+    so a model made under an older default is not taken for one of today's."""
+    return {**{k: getattr(settings, k) for k in FINGERPRINT}, "learning_rate": settings.peak_learning_rate}
 CHECKPOINT_FILES = ("trainer_state.json", "model.safetensors", "optimizer.pt", "scheduler.pt")
 
 
@@ -293,7 +299,7 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
     # Train (from the last checkpoint when resuming)
     # Resume from the newest whole checkpoint of this same run (data and settings),
     # as after a crash or a disconnect; anything else there is stale or damaged.
-    fingerprint = {"dataset": info.__dict__, "settings": {k: getattr(settings, k) for k in FINGERPRINT},
+    fingerprint = {"dataset": info.__dict__, "settings": recipe(settings),
                    "steps": steps}
     with args.main_process_first(local=False, desc="checking checkpoints"):  # the main one cleans up first
         last = usable_checkpoint(checkpoints_dir, fingerprint, say)

@@ -306,3 +306,19 @@ def test_a_killed_save_leaves_nothing_behind_on_the_next_run(tmp_path, tiny_gpt2
         assert not half.exists() and not old_style.exists() and in_use.exists()
     finally:
         live.kill()
+
+
+def test_the_model_records_the_learning_rate_it_trained_at_not_the_word_default(tmp_path, tiny_gpt2, capsys,
+                                                                                  monkeypatch):
+    """Giving the default's value is the same recipe; a new default makes the old model out of date."""
+    args = ["--model", str(tiny_gpt2), "--max-steps", "2"]
+    assert main(["train", *args]) == 0
+    default = ht.Settings().peak_learning_rate
+    capsys.readouterr()
+    assert main(["card", *args, "--learning-rate", str(default)]) == 0
+    assert "Model card:" in capsys.readouterr().out
+
+    monkeypatch.setattr(ht.Settings, "peak_learning_rate", property(lambda s: s.learning_rate or default * 2))
+    assert main(["card", *args]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"--learning-rate {default:g} -> {default * 2:g}" in err[0], err
