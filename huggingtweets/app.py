@@ -248,7 +248,7 @@ class App(widgets.VBox):
                                                 layout=widgets.Layout(width="12rem"))
         self.epochs = widgets.BoundedFloatText(value=self.base.epochs or 0, min=0, max=100, step=0.5,
                                                description="Epochs", layout=widgets.Layout(width="12rem"))
-        length_hint = widgets.HTML("<small>0 = default: on a GPU 4 passes, no cap; on a CPU 2 passes capped at "
+        length_hint = widgets.HTML("<small>0 = default: 2 passes; on a CPU capped at "
                                    "120 steps (minutes)</small>")
 
         # Step 1: fetch and prepare

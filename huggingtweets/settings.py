@@ -65,11 +65,11 @@ class Settings:
     warn_chars: int = field(default=40000, metadata={"help": "Warn below this many characters of kept text."})
 
     # Training
-    epochs: float | None = field(default=None, metadata={"help": "Passes over the data (default: 4 on a GPU, 2 on a CPU)."})
+    epochs: float | None = field(default=None, metadata={"help": "Passes over the data (default: 2)."})
     max_steps: int | None = field(default=None, metadata={
         "help": "Stop after this many optimizer steps (default: no cap on a GPU, 120 on a CPU; -1 for no cap)."})
     learning_rate: float | None = field(default=None, metadata={
-        "help": "Peak learning rate, cosine schedule after warmup (default: 1e-4; 1e-3 with --lora, which needs it)."})
+        "help": "Peak learning rate, cosine schedule after warmup (default: 2e-4; 1e-3 with --lora, which needs it)."})
     batch_size: int = field(default=8, metadata={"help": "Blocks per optimizer step."})
     precision: str = field(default="auto", metadata={"help": "auto (measured on this machine), fp32, bf16 or fp16."})
     dropout: float = field(default=0.0, metadata={
@@ -114,9 +114,10 @@ class Settings:
 
     @property
     def peak_learning_rate(self) -> float:
-        """learning_rate, or its default. Measured on the sample account with SmolLM2-135M, 120 steps:
-        full fine-tuning at 1e-4 reaches perplexity 64.7; LoRA at 1e-4 only 140.6, at 1e-3 67.3."""
-        return self.learning_rate or (1e-3 if self.lora else 1e-4)
+        """learning_rate, or its default, chosen by voice match (bench/results/voice-sweep.md): on the sample
+        account, SmolLM2-135M, 36 steps, 2e-4 put 96% of the bot's samples in its voice (1e-4: 56%, 3e-4: 88%,
+        6e-4: 91% but perplexity 66.6 against 54.5). LoRA needs more: 1e-3 (86%; at 1e-4 perplexity 140.6)."""
+        return self.learning_rate or (1e-3 if self.lora else 2e-4)
 
     def __post_init__(self) -> None:
         if isinstance(self.sources, str):

@@ -57,7 +57,7 @@ def test_offline_run_leaves_two_finished_runs_whose_artifacts_chain(tmp_path, ti
     assert any("eval_loss" in h for h in train["history"])
 
     config = train["config"]
-    assert config["learning_rate"] == 1e-4 and config["max_steps"] == 4 and config["block_size"] == 64
+    assert config["learning_rate"] == 2e-4 and config["max_steps"] == 4 and config["block_size"] == 64
     assert {"torch", "transformers", "datasets", "python"} <= set(config["versions"])
     assert config["model"] == "local folder " + tiny_gpt2.name
     assert "x_bearer_token" not in config and "work" not in config

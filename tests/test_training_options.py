@@ -78,7 +78,7 @@ def test_checkpoints_are_saved_at_evaluations_but_not_more_often_than_asked(tmp_
     # the default, 2 minutes: a run this short saves none, and neither does --no-checkpoints
     assert checkpoints_seen(tmp_path, tiny_gpt2, "default") == []
     assert checkpoints_seen(tmp_path, tiny_gpt2, "none", no_checkpoints=True, checkpoint_minutes=0) == []
-    # a cap the user set is named as theirs, not as the CPU's (the passes planned: 4 on a GPU, 2 on a CPU)
+    # a cap the user set is named as theirs, not as the CPU's (the passes planned: 2)
     import torch
 
     from huggingtweets.train import CPU_EPOCHS, GPU_EPOCHS
