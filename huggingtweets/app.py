@@ -279,6 +279,17 @@ class App(widgets.VBox):
                                             tooltip="sample from the trained model")
         self.samples_html = widgets.HTML()
 
+        # Export: GGUF for llama.cpp and Ollama, appears once a model exists
+        self.quant = widgets.Dropdown(options=[("f16 (as trained)", "f16"), ("q8_0 (8-bit, smaller)", "q8_0")],
+                                      value="f16", description="GGUF", layout=widgets.Layout(width="16rem"))
+        self.export_button = widgets.Button(description="Export", icon="download", disabled=True,
+                                            tooltip="write the bot as a GGUF file and an Ollama Modelfile")
+        self.export_status = widgets.HTML()
+        self.export_box = widgets.VBox([
+            widgets.HTML("<h4 style='margin:4px 0'>Take it home: llama.cpp and Ollama</h4>"),
+            widgets.HBox([self.quant, self.export_button]), self.export_status])
+        self.export_box.layout.display = "none"
+
         # Publish: appears once a model exists
         self.consent = widgets.Checkbox(value=False, indent=False, layout=widgets.Layout(width="auto"),
                                         description="This is my account, or the person consented to a public bot")
@@ -315,6 +326,7 @@ class App(widgets.VBox):
 
         for w, name in [(self.fetch_button, "ht-fetch"), (self.train_button, "ht-train"),
                         (self.sample_button, "ht-sample"), (self.publish_button, "ht-publish"),
+                        (self.export_button, "ht-export"), (self.export_status, "ht-export-status"),
                         (self.stats_output, "ht-stats"), (self.posts_preview, "ht-posts"),
                         (self.plot_output, "ht-plot"), (self.perplexity, "ht-perplexity"), (self.voice, "ht-voice"),
                         (self.samples_html, "ht-samples"), (self.status, "ht-status"), (self.error, "ht-error"),
@@ -324,6 +336,7 @@ class App(widgets.VBox):
         self.train_button.on_click(lambda b: self.start_train())
         self.sample_button.on_click(lambda b: self.start_sample())
         self.publish_button.on_click(lambda b: self.start_publish())
+        self.export_button.on_click(lambda b: self.start_export())
 
         heading = lambda text: widgets.HTML(f"<h4 style='margin:8px 0 2px'>{text}</h4>")  # noqa: E731
         self.children = [
@@ -338,6 +351,7 @@ class App(widgets.VBox):
             self.voice,
             heading("5. Samples"), widgets.HBox([self.prompt, self.num_samples, self.sample_button]), self.drop_copies,
             self.samples_html,
+            self.export_box,
             self.publish_box,
             self.status, self.error, details,
         ]
@@ -402,7 +416,7 @@ class App(widgets.VBox):
     # ---- running work -----------------------------------------------------------
 
     def _set_buttons(self) -> None:
-        for button in (self.fetch_button, self.train_button, self.sample_button):
+        for button in (self.fetch_button, self.train_button, self.sample_button, self.export_button):
             button.disabled = self.busy
         self.publish_button.disabled = self.busy or not (self.consent.value or self.sample_only())
 
@@ -477,6 +491,7 @@ class App(widgets.VBox):
         except Exception:  # noqa: BLE001 - inputs half typed: nothing to show yet
             has_model = False
         self.publish_box.layout.display = "" if has_model else "none"
+        self.export_box.layout.display = "" if has_model else "none"
 
     # ---- the steps ----------------------------------------------------------------
 
@@ -595,6 +610,18 @@ class App(widgets.VBox):
                 if left_out else "")
         self.samples_html.value = f"<ol>{items}</ol>{note}"
 
+    def start_export(self) -> bool:
+        return self._start("Exporting", self._export)
+
+    def _export(self, settings: "ht.Settings") -> None:
+        from .export import size_text
+
+        self.export_status.value = ""
+        path = pipeline.export(settings, quant=self.quant.value, say=self.say)
+        self.export_status.value = (f"<code>{esc(path)}</code> ({size_text(path.stat().st_size)}), with an Ollama "
+                                    f"<code>Modelfile</code> beside it: <code>ollama create {esc(path.stem)} -f "
+                                    f"{esc(path.with_name('Modelfile'))}</code>")
+
     def start_publish(self) -> bool:
         if not (self.consent.value or self.sample_only()):
             self.publish_status.value = "Tick the box first: publish only your own account, or with consent."
@@ -612,7 +639,8 @@ class App(widgets.VBox):
         self.publish_status.value = ""
         url = hub.push(settings, ht.Workspace.of(settings).name, repo_id=self.repo_id.value.strip() or None,
                        consent=None if self.sample_only() else self.consent_kind.value,
-                       license=self.license.value.strip() or None, token=self._tokens.get("hf"), say=self.say)
+                       license=self.license.value.strip() or None, token=self._tokens.get("hf"), say=self.say,
+                       gguf=pipeline.read_export(settings) is not None)  # an export made in the app goes along
         self.publish_status.value = f"Published: {esc(url)}"
 
 

@@ -56,6 +56,27 @@ class CardInputs:
     base_license: str | None = None  # the base model's own licence (default: metrics' base licence)
     base_model: str | None = None  # the card's base_model (default: metrics' base hub_id)
     evaluation: dict[str, Any] | None = None  # eval.json, when it was made from this model
+    gguf_file: str | None = None  # the GGUF export published beside the model (push --gguf), with its Modelfile
+
+
+def _gguf_lines(inputs: CardInputs, prompt: str) -> list[str]:
+    if not inputs.gguf_file:
+        return []
+    name = re.sub(r"[^a-z0-9._-]", "-", inputs.name.lower())
+    quoted = prompt.replace("\\", "\\\\").replace('"', '\\"')
+    return [
+        f"Or on your own machine, offline, from `{inputs.gguf_file}` and the `Modelfile` beside it, with "
+        "[Ollama](https://ollama.com) or [llama.cpp](https://github.com/ggml-org/llama.cpp) (raw completion, "
+        "no chat template: the Modelfile puts the end-of-post token before the prompt, as the bot learned it, "
+        "and stops at the next):",
+        "",
+        "```sh",
+        f"ollama create {name} -f Modelfile",
+        f'ollama run {name} "{quoted}"',
+        f'llama-cli -m {inputs.gguf_file} -no-cnv -p "{quoted}" -n 40 --temp 1 --top-p 0.95',
+        "```",
+        "",
+    ]
 
 
 def base_facts(base: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -402,6 +423,7 @@ def render_card(c: CardInputs) -> str:
         f"generator({_py_string(prompt)}, num_return_sequences=5)",
         "```",
         "",
+        *_gguf_lines(c, prompt),
         "## Limitations and bias",
         "",
         f"The model suffers from {limits}.",

@@ -24,6 +24,7 @@ COMMANDS = {
     "generate": "sample from the trained bot (samples.jsonl)",
     "eval": "measure how much the bot sounds like the account (eval.json): voice match, bits per byte, AUC",
     "card": "write the model card, model/README.md",
+    "export": "write the bot as GGUF for llama.cpp and Ollama, with a Modelfile (export/<name>.gguf)",
 }
 SHORT = {"num_samples": ["-n"]}
 PUSH_HELP = "publish a bot to the Hugging Face Hub (model, tokenizer, card), or stage it with --dry-run"
@@ -63,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "card":
             p.add_argument("--repo-id", help="the Hub repo id the card's snippet names (default: huggingtweets/<name>)")
             p.add_argument("--author", help="who trained the bot, for the card's About (default: no About)")
+        if name == "export":
+            p.add_argument("--gguf", action="store_true", help="GGUF, for llama.cpp and Ollama (the one format, "
+                                                               "so also the default)")
+            p.add_argument("--quant", choices=["f16", "q8_0"], default="f16",
+                           help="f16 (the weights as trained, half the bytes of fp32) or q8_0 (8-bit, about half "
+                                "again) (default: f16)")
     p = sub.add_parser("push", help=PUSH_HELP, description=PUSH_HELP)
     p.add_argument("name", metavar="NAME", help="the bot's name: its folder in WORK (sample, jack, a-b ...)")
     p.add_argument("--work", help="work folder (default: ./huggingtweets-work, env HUGGINGTWEETS_WORK)")
@@ -74,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--author", help="who trained the bot, for the card's About (default: your Hub user name)")
     p.add_argument("--license", help="the licence to publish under, as the Hub writes it (mit, apache-2.0 ...): "
                                      "needed when the base model's card names none (default: the base model's)")
+    p.add_argument("--gguf", action="store_true",
+                   help="upload the GGUF export too (WORK/NAME/export/, made by `huggingtweets export`)")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the full traceback on errors")
     # Not a step: serves the notebook app (huggingtweets/app.ipynb) with Voila, on 127.0.0.1 only.
     p = sub.add_parser("app", help=APP_HELP, description=APP_HELP)
@@ -142,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
 
             settings = Settings(**({"work": args.work} if args.work else {}))
             push(settings, args.name, repo_id=args.repo_id, private=args.private, consent=args.consent,
-                 dry_run=args.dry_run, author=args.author, license=args.license)
+                 dry_run=args.dry_run, author=args.author, license=args.license, gguf=args.gguf)
             return 0
         settings = settings_from_args(args)
         if args.command == "run":
@@ -155,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             pipeline.card(settings, repo_id=args.repo_id, author=args.author)
         elif args.command == "eval":
             pipeline.evaluate(settings)
+        elif args.command == "export":
+            pipeline.export(settings, quant=args.quant)
         else:
             getattr(pipeline, args.command)(settings)
     except HuggingtweetsError as e:
@@ -216,6 +227,7 @@ def interrupted_line(step: str | None, checkpoint: Path | None = None) -> str:
         "generate": f" while sampling; the model is saved: {again}",
         "eval": f" while evaluating; the model is saved: {again}",
         "card": f" while writing the card; {again}",
+        "export": f" while exporting; nothing half-written was kept: {again}",
         "push": " while publishing; the upload may be incomplete: run `huggingtweets push` again, "
                 "which uploads the whole folder again",
     }.get(step or "", f"; nothing half-written was kept: {again}")

@@ -44,3 +44,7 @@ class DamagedFileError(HuggingtweetsError):
 class TrackingError(HuggingtweetsError):
     """W&B online refused or could not be reached: a run could not start, or an artifact could not be
     saved or used."""
+
+
+class ExportError(HuggingtweetsError):
+    """The model cannot be exported (no saved model, an architecture the converter does not know)."""

@@ -25,21 +25,29 @@ REPO_ID = re.compile(r"([A-Za-z0-9][A-Za-z0-9_.-]{0,95}/)?[A-Za-z0-9][A-Za-z0-9_
 
 
 def stage(bot_settings: Settings, name: str, repo_id: str, consent: str | None, author: str | None = None,
-          license: str | None = None) -> Path:
+          license: str | None = None, gguf: bool = False) -> Path:
     """WORK/<name>/upload/: the model, tokenizer, generation config and a card naming `repo_id`, `author`
-    (its About) and `license` (else the base model's). `bot_settings` are the bot's own (see `_settings_for`)."""
-    from .pipeline import card
+    (its About) and `license` (else the base model's); with `gguf`, the GGUF export and its Modelfile too.
+    `bot_settings` are the bot's own (see `_settings_for`)."""
+    from .pipeline import card, read_export
 
     root = bot_settings.work / name
     model = _trained_model(root)
+    exported = read_export(bot_settings) if gguf else None
+    if gguf and exported is None:
+        raise MissingStepError(f"there is no GGUF export of this model in {root / 'export'}: run `huggingtweets "
+                               "export` with the options it was trained with first (or push without --gguf)")
     upload = root / "upload"
     with atomic_dir(upload) as tmp:
         for item in model.iterdir():
             if item.is_file() and item.name != "README.md":
                 shutil.copy2(item, tmp / item.name)
+        if exported is not None:
+            shutil.copy2(exported, tmp / exported.name)
+            shutil.copy2(exported.with_name("Modelfile"), tmp / "Modelfile")
         # The card, rendered for where it is going (its snippet names the repo id).
         card(bot_settings, say=lambda _: None, repo_id=repo_id, consent=consent, out=tmp / "README.md",
-             author=author, license=license)
+             author=author, license=license, gguf=exported.name if exported is not None else None)
     return upload
 
 
@@ -119,7 +127,8 @@ def _hub_error(e: BaseException, repo_id: str, token: str) -> HuggingtweetsError
 
 def push(settings: Settings, name: str, repo_id: str | None = None, private: bool = False,
          consent: str | None = None, token: str | None = None, dry_run: bool = False,
-         say: Callable[[str], None] = print, author: str | None = None, license: str | None = None) -> str:
+         say: Callable[[str], None] = print, author: str | None = None, license: str | None = None,
+         gguf: bool = False) -> str:
     """Stage the bot and upload it; returns the repo URL (or the staged folder for a dry run).
     The card's About names `author`, else the Hub user the token belongs to; its licence is `license`,
     else the base model's, and a bot whose base model's licence is not known is refused without one."""
@@ -147,7 +156,7 @@ def push(settings: Settings, name: str, repo_id: str | None = None, private: boo
         raise HuggingtweetsError("the base model's licence is not known (its card names none): check its terms and "
                                  "pass --license with the licence to publish under, e.g. --license mit")
     if dry_run:
-        return str(_stage(bot_settings, name, repo_id, consent, author, license, say))
+        return str(_stage(bot_settings, name, repo_id, consent, author, license, say, gguf))
 
     from huggingface_hub import HfApi, constants, get_token
 
@@ -172,7 +181,7 @@ def push(settings: Settings, name: str, repo_id: str | None = None, private: boo
     except failures as e:
         raise _hub_error(e, repo_id, token) from None
     author = author or (user.get("name") if isinstance(user, dict) else None)
-    upload = _stage(bot_settings, name, repo_id, consent, author, license, say)
+    upload = _stage(bot_settings, name, repo_id, consent, author, license, say, gguf)
     try:
         url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
         api.upload_folder(repo_id=url.repo_id, folder_path=str(upload), repo_type="model",
@@ -184,8 +193,8 @@ def push(settings: Settings, name: str, repo_id: str | None = None, private: boo
 
 
 def _stage(bot_settings: Settings, name: str, repo_id: str, consent: str | None, author: str | None,
-           license: str | None, say: Callable[[str], None]) -> Path:
-    upload = stage(bot_settings, name, repo_id, consent, author=author, license=license)
+           license: str | None, say: Callable[[str], None], gguf: bool = False) -> Path:
+    upload = stage(bot_settings, name, repo_id, consent, author=author, license=license, gguf=gguf)
     files = sorted(p.name for p in upload.iterdir())
     say(f"Staged {len(files)} files in {upload}: {', '.join(files)}")
     return upload

@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterator
 
 from .clean import Stats, filter_posts, stats_table
 from .errors import MissingStepError, NoPostsError, NotEnoughTextError, SettingsError, SourceError
-from .files import atomic_write, read_json, remove_leftovers, without_home, write_json
+from .files import atomic_dir, atomic_write, read_json, remove_leftovers, without_home, write_json
 from .generate import Sample
 from .posts import Post, iter_posts, read_posts
 from .settings import Settings
@@ -107,6 +107,7 @@ class Workspace:
     metrics = property(lambda self: self.root / "metrics.json")
     samples = property(lambda self: self.root / "samples.jsonl")
     evaluation = property(lambda self: self.root / "eval.json")
+    export = property(lambda self: self.root / "export")
     checkpoints = property(lambda self: self.root / "checkpoints")
     record = property(lambda self: self.root / "made.json")
 
@@ -560,8 +561,66 @@ def _measure(ws: Workspace, settings: Settings, say: Say) -> Evaluation:
         samples=bot_samples, base_samples=base_samples, settings={k: getattr(settings, k) for k in EVAL_SETTINGS})
 
 
+def _trained(ws: Workspace, settings: Settings) -> dict[str, Any]:
+    """The model's metrics, for a step that never trains (card, export): a model that is missing or was
+    trained from other inputs than `settings` is one line saying what to run."""
+    why = _stale_model(ws, settings)
+    if why == "it is missing":
+        raise MissingStepError(f"there is no trained model in {ws.model}: run `huggingtweets train` "
+                               "(or `huggingtweets run`) first")
+    metrics = _read_metrics(ws)
+    if metrics is None:
+        raise MissingStepError(f"{ws.metrics} is damaged or from an older version: train again with "
+                               "`huggingtweets train`")
+    why = why or (_stale_posts(ws, settings) and "posts.jsonl changed since it was trained on")
+    if why:
+        raise MissingStepError(f"the model in {ws.model} is out of date ({why}): train it again with "
+                               "`huggingtweets train` and these options, or give the options it was trained with")
+    return metrics
+
+
+def export(settings: Settings, quant: str = "f16", say: Say = _say) -> Path:
+    """WORK/<name>/export/: the bot as <name>.gguf (llama.cpp's converter, f16 or q8_0) and an Ollama
+    Modelfile beside it (raw completion, the bot's sampling settings). Never trains, as `card`."""
+    from .export import modelfile, size_text, to_gguf
+    from .models import load_tokenizer
+
+    with _step("export"):
+        ws = _workspace(settings, say)
+        _check_owner(ws)
+        _trained(ws, settings)
+        say(f"Exporting {ws.model} to GGUF ({quant}) with llama.cpp's converter ...")
+        end_of_post = load_tokenizer(str(ws.model)).eos_token
+        with atomic_dir(ws.export) as tmp:
+            gguf_file = to_gguf(ws.model, tmp / f"{ws.name}.gguf", quant)
+            (tmp / "Modelfile").write_text(modelfile(gguf_file.name, end_of_post, settings.temperature,
+                                                     settings.top_p, settings.max_new_tokens), encoding="utf-8")
+            write_json(tmp / "export.json", {"file": gguf_file.name, "quant": quant,
+                                             "bytes": gguf_file.stat().st_size,
+                                             "model": _fingerprint(_model_inputs(ws, settings))})
+        out = ws.export / f"{ws.name}.gguf"
+        say(f"GGUF: {out} ({size_text(out.stat().st_size)}); for Ollama: "
+            f"ollama create {ws.name} -f {ws.export / 'Modelfile'}")
+        return out
+
+
+def read_export(settings: Settings) -> Path | None:
+    """The GGUF export in WORK/<name>/export/, or None when there is none or it was made from another model."""
+    ws = Workspace.of(settings)
+    try:
+        made = read_json(ws.export / "export.json")
+        current = _fingerprint(_model_inputs(ws, settings))
+    except (OSError, ValueError):
+        return None
+    gguf_file = ws.export / str(made.get("file")) if isinstance(made, dict) else None
+    if gguf_file is None or made.get("model") != current or not gguf_file.is_file():
+        return None
+    return gguf_file
+
+
 def card(settings: Settings, say: Say = _say, repo_id: str | None = None, consent: str | None = None,
-         out: Path | None = None, author: str | None = None, license: str | None = None) -> Path:
+         out: Path | None = None, author: str | None = None, license: str | None = None,
+         gguf: str | None = None) -> Path:
     """Write model/README.md (or `out`) from what the earlier steps recorded. Never trains:
     a missing or out-of-date model is one line saying what to run."""
     from .card import CardInputs, render_card
@@ -570,18 +629,7 @@ def card(settings: Settings, say: Say = _say, repo_id: str | None = None, consen
     with _step("card"):
         ws = _workspace(settings, say)
         _check_owner(ws)
-        why = _stale_model(ws, settings)
-        if why == "it is missing":
-            raise MissingStepError(f"there is no trained model in {ws.model}: run `huggingtweets train` "
-                                   "(or `huggingtweets run`) first")
-        metrics = _read_metrics(ws)
-        if metrics is None:
-            raise MissingStepError(f"{ws.metrics} is damaged or from an older version: train again with "
-                                   "`huggingtweets train`")
-        why = why or (_stale_posts(ws, settings) and "posts.jsonl changed since it was trained on")
-        if why:
-            raise MissingStepError(f"the model in {ws.model} is out of date ({why}): train it again with "
-                                   "`huggingtweets train` and these options, or give the options it was trained with")
+        metrics = _trained(ws, settings)
         base = metrics["base"]
         if _why_stale(ws, "samples", _samples_inputs(ws, settings), ws.samples) is not None:
             samples = None  # drawn with other settings or from another model: not this card's
@@ -606,7 +654,7 @@ def card(settings: Settings, say: Say = _say, repo_id: str | None = None, consen
                             wandb_links=card_links(ws.root), consent=consent, display_names=ws.display_names(),
                             prompt=samples[0].prompt if samples else settings.prompt,
                             language=post_languages_of(ws.posts), author=author, base_license=base_license,
-                            base_model=base_model, evaluation=evaluation)
+                            base_model=base_model, evaluation=evaluation, gguf_file=gguf)
         path = out or ws.model / "README.md"
         with atomic_write(path) as f:
             f.write(render_card(inputs))
