@@ -123,6 +123,15 @@ def test_the_sample_account_end_to_end(licensed_env, monkeypatch, loopback):
     assert len(app.samples) == 3 and all(s.text.startswith("My dream is") for s in app.samples)
     assert app.samples_html.value.count("<li") == 3 and "My dream is" in app.samples_html.value
 
+    # take it home: the GGUF export, with its size, which then goes up with the model
+    assert app.export_box.layout.display == "" and not app.export_button.disabled
+    app.quant.value = "q8_0"
+    app.export_button.click()
+    assert app.wait(120) and app.last_error is None, app.last_error
+    gguf = ht.Workspace.of(app.settings()).export / "sample.gguf"
+    assert gguf.is_file() and (gguf.parent / "Modelfile").is_file()
+    assert f"<code>{gguf}</code> ({gguf.stat().st_size / 2**20:,.0f} MiB)" in app.export_status.value
+
     # the sample account needs no consent to publish; a real account does (see the token test)
     assert app.consent_box.layout.display == "none" and not app.publish_button.disabled
     if importlib.util.find_spec("huggingtweets.hub") is None:
@@ -147,7 +156,8 @@ def test_the_sample_account_end_to_end(licensed_env, monkeypatch, loopback):
         assert app.wait(60) and app.last_error is None, app.last_error
         assert app.publish_status.value == f"Published: {loopback.url}/me/x"
         ((repo, files),) = hub.commits
-        assert repo == "me/x" and {"README.md", "config.json", "model.safetensors"} <= set(files)
+        assert repo == "me/x" and {"README.md", "config.json", "model.safetensors", "sample.gguf", "Modelfile"} <= \
+            set(files)
         readme = files["README.md"].decode()
         card = ModelCard(readme)
         assert card.data.license == "mit" and card.data.base_model == "openai-community/gpt2"
@@ -155,6 +165,7 @@ def test_the_sample_account_end_to_end(licensed_env, monkeypatch, loopback):
         assert_speaks_for_its_trainer(readme)
         assert "## Evaluation" in readme and any(r.metric_name == "Voice match" for r in card.data.eval_results)
         assert f"*Built by {HUB_USER}*" in readme and HF_TOKEN not in readme
+        assert "ollama create sample -f Modelfile" in readme
 
 
 def test_a_base_model_without_a_known_licence_is_published_under_the_one_typed(tiny_env, monkeypatch, loopback):
