@@ -90,6 +90,7 @@ def test_a_step_alone_runs_the_steps_before_it(tmp_path, tiny_gpt2, capsys):
     assert "| Tweets downloaded | 450 |" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # over 30 s on 2 cores: keeps the default suite under 15 minutes; CI runs it
 def test_generate_is_reproducible_with_a_seed_and_training_again_continues_from_its_checkpoint(
         tmp_path, tiny_gpt2, capsys, monkeypatch):
     from transformers import Trainer

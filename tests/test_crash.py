@@ -112,6 +112,7 @@ def test_kill_during_prepare_leaves_nothing_half_written(tmp_path, tiny_gpt2):
     assert sorted(p.name for p in bot.iterdir() if p.name.startswith(".")) == []
 
 
+@pytest.mark.slow  # over 30 s on 2 cores: keeps the default suite under 15 minutes; CI runs it
 def test_kill_during_training_then_the_same_command_resumes(tmp_path, tiny_gpt2):
     # fp32: the losses are compared to 1e-3, and bf16 (auto on a GPU, and on some CPUs) rounds activations to
     # about 0.4%, so nondeterministic GPU kernels could tip a resumed run off an uninterrupted one.

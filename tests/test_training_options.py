@@ -73,6 +73,7 @@ def checkpoints_seen(tmp_path, tiny_gpt2, name: str, **options) -> list[str]:
     return seen
 
 
+@pytest.mark.slow  # over 30 s on 2 cores: keeps the default suite under 15 minutes; CI runs it
 def test_checkpoints_are_saved_at_evaluations_but_not_more_often_than_asked(tmp_path, tiny_gpt2, capsys):
     assert "checkpoint-3" in checkpoints_seen(tmp_path, tiny_gpt2, "every", checkpoint_minutes=0)
     # the default, 2 minutes: a run this short saves none, and neither does --no-checkpoints
