@@ -36,13 +36,13 @@ CPU_MAX_STEPS = 120  # keeps a CPU run to minutes (about 2 s a step for a 135M m
 FINGERPRINT = ("model", "block_size", "batch_size", "learning_rate", "epochs", "max_steps", "seed", "precision",
                "dropout", "freeze_embeddings", "lora", "lora_rank")
 RUN_FILE = "huggingtweets-run.json"
+CHECKPOINT_FILES = ("trainer_state.json", "model.safetensors", "optimizer.pt", "scheduler.pt")
 
 
 def recipe(settings: Settings) -> dict[str, Any]:
     """The FINGERPRINT settings as they train: the learning rate the run uses, not None for "the default",
     so a model made under an older default is not taken for one of today's."""
     return {**{k: getattr(settings, k) for k in FINGERPRINT}, "learning_rate": settings.peak_learning_rate}
-CHECKPOINT_FILES = ("trainer_state.json", "model.safetensors", "optimizer.pt", "scheduler.pt")
 
 
 def usable_checkpoint(folder: Path, fingerprint: dict[str, Any], say: Callable[[str], None]) -> Path | None:
