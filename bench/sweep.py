@@ -37,13 +37,13 @@ def main() -> None:
     from datasets import load_from_disk
 
     import huggingtweets as ht
-    from bench.voice import _value, attribute, four_voice_classifier
+    from bench.voice import attribute, four_voice_classifier, recipe_from
     from huggingtweets.generate import copy_check, load_bot, unprompted
     from huggingtweets.pipeline import Workspace
     from huggingtweets.train import host_description
     from huggingtweets.voice import distinct_2, short_share
 
-    recipe = {k: _value(v) for k, v in (item.split("=", 1) for item in args.set)}
+    recipe = recipe_from(args.set)
     source = "sample" if args.voice == "tweets" else f"sample:{args.voice}"
     work = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
     quiet = lambda _: None  # noqa: E731

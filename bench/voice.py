@@ -35,6 +35,18 @@ def _value(text: str) -> Any:
     return {"true": True, "false": False, "none": None}.get(text.lower(), text)
 
 
+def recipe_from(overrides: list[str]) -> dict[str, Any]:
+    """--set KEY=VALUE items as settings, each KEY a field of Settings."""
+    import huggingtweets as ht
+
+    given = dict(item.split("=", 1) for item in overrides)
+    known = {f.name for f in dataclasses.fields(ht.Settings)}
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise SystemExit(f"--set {', '.join(unknown)}: not a setting (one of {', '.join(sorted(known))})")
+    return {k: _value(v) for k, v in given.items()}
+
+
 def four_voice_classifier():
     """Which of the four voices a text is in: the eval's features, trained on each voice's reference lines."""
     from huggingtweets.sources.sample import voice_posts
@@ -59,12 +71,7 @@ def main(quick: bool, out: Path, overrides: list[str]) -> None:
     from huggingtweets.models import choose_precision
     from huggingtweets.train import host_description
 
-    given = dict(item.split("=", 1) for item in overrides)
-    known = {f.name for f in dataclasses.fields(ht.Settings)}
-    unknown = sorted(set(given) - known)
-    if unknown:
-        raise SystemExit(f"--set {', '.join(unknown)}: not a setting (one of {', '.join(sorted(known))})")
-    recipe = {k: _value(v) for k, v in given.items()}
+    recipe = recipe_from(overrides)
     if quick:
         recipe.setdefault("max_steps", 4)
         recipe.setdefault("eval_samples", 20)

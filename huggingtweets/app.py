@@ -614,12 +614,12 @@ class App(widgets.VBox):
         return self._start("Exporting", self._export)
 
     def _export(self, settings: "ht.Settings") -> None:
-        from .export import size_text
+        from .export import ollama_name, size_text
 
         self.export_status.value = ""
         path = pipeline.export(settings, quant=self.quant.value, say=self.say)
         self.export_status.value = (f"<code>{esc(path)}</code> ({size_text(path.stat().st_size)}), with an Ollama "
-                                    f"<code>Modelfile</code> beside it: <code>ollama create {esc(path.stem)} -f "
+                                    f"<code>Modelfile</code> beside it: <code>ollama create {esc(ollama_name(path.stem))} -f "
                                     f"{esc(path.with_name('Modelfile'))}</code>")
 
     def start_publish(self) -> bool:

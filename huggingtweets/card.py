@@ -62,7 +62,9 @@ class CardInputs:
 def _gguf_lines(inputs: CardInputs, prompt: str) -> list[str]:
     if not inputs.gguf_file:
         return []
-    name = re.sub(r"[^a-z0-9._-]", "-", inputs.name.lower())
+    from .export import ollama_name
+
+    name = ollama_name(inputs.name)
     quoted = prompt.replace("\\", "\\\\").replace('"', '\\"')
     return [
         f"Or on your own machine, offline, from `{inputs.gguf_file}` and the `Modelfile` beside it, with "

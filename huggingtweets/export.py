@@ -16,10 +16,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 from pathlib import Path
-from typing import Any
 
 from .errors import ExportError
+from .files import temp_beside
 
 QUANTS = ("f16", "q8_0")
 
@@ -61,8 +62,7 @@ def to_gguf(model_dir: Path, out: Path, quant: str = "f16") -> Path:
                           f"{model_dir} ({e}): export a GPT-2 or Llama-family model, or use the safetensors "
                           "folder as it is") from None
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".partial")
+    partial = temp_beside(out)
     try:
         with torch.inference_mode(), _quiet_converter():
             converter = model_class(model_dir, _file_type(quant), partial, hparams=hparams, model_name=out.stem)
@@ -110,5 +110,6 @@ def size_text(n_bytes: int) -> str:
     return f"{n_bytes / 2**20:,.0f} MiB" if n_bytes >= 2**20 else f"{n_bytes / 2**10:,.0f} KiB"
 
 
-def describe(out: Path) -> dict[str, Any]:
-    return {"file": out.name, "bytes": out.stat().st_size}
+def ollama_name(bot_name: str) -> str:
+    """The name to give `ollama create`: Ollama's model names are lower case."""
+    return re.sub(r"[^a-z0-9._-]", "-", bot_name.lower())

@@ -86,6 +86,15 @@ def atomic_write(path: Path, mode: str = "w") -> Iterator[TextIO]:
         raise
 
 
+def temp_beside(path: Path) -> Path:
+    """A new empty temp file beside `path`, for writers that take a path rather than a file (the GGUF
+    converter): named as atomic_write's are, so remove_leftovers removes it after a kill."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
 def write_json(path: Path, data: Any) -> None:
     with atomic_write(path) as f:
         json.dump(data, f, indent=2, ensure_ascii=False)

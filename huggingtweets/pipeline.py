@@ -582,7 +582,7 @@ def _trained(ws: Workspace, settings: Settings) -> dict[str, Any]:
 def export(settings: Settings, quant: str = "f16", say: Say = _say) -> Path:
     """WORK/<name>/export/: the bot as <name>.gguf (llama.cpp's converter, f16 or q8_0) and an Ollama
     Modelfile beside it (raw completion, the bot's sampling settings). Never trains, as `card`."""
-    from .export import modelfile, size_text, to_gguf
+    from .export import modelfile, ollama_name, size_text, to_gguf
     from .models import load_tokenizer
 
     with _step("export"):
@@ -600,7 +600,7 @@ def export(settings: Settings, quant: str = "f16", say: Say = _say) -> Path:
                                              "model": _fingerprint(_model_inputs(ws, settings))})
         out = ws.export / f"{ws.name}.gguf"
         say(f"GGUF: {out} ({size_text(out.stat().st_size)}); for Ollama: "
-            f"ollama create {ws.name} -f {ws.export / 'Modelfile'}")
+            f"ollama create {ollama_name(ws.name)} -f {ws.export / 'Modelfile'}")
         return out
 
 

@@ -51,7 +51,7 @@ def test_the_gguf_loads_back_with_the_saved_models_logits(arch, tiny_gpt2, tiny_
     extra = {"n_positions": saved.config.n_positions} if arch == "gpt2" else {}
     for quant in ("f16", "q8_0"):
         out = to_gguf(folder, tmp_path / f"{arch}-{quant}.gguf", quant)
-        assert out.is_file() and not list(tmp_path.glob("*.partial"))
+        assert out.is_file() and not list(tmp_path.glob(".*.tmp"))  # no temp file of the converter's left
         back = AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file=out.name, dtype=torch.float32, **extra)
         assert back.config.model_type == arch
         got = logits(back, ids)
