@@ -24,10 +24,10 @@ def page_faults_of_steps(steps: int = 20) -> int:
 
 def test_a_freed_block_is_reused_while_training_and_handed_back_after():
     plain = page_faults_of_steps()
-    assert plain >= 20 * 16_000 * 0.9  # each step faults its 16,384 pages in again
+    assert plain >= 20 * 32  # each step faults its 64 MiB in again (16,384 pages; 32 where huge pages are on)
 
     with freed_memory_kept():
         kept = page_faults_of_steps()
     assert kept < plain / 10  # faulted in once, then reused
 
-    assert page_faults_of_steps() >= 20 * 16_000 * 0.9  # the system's defaults are back
+    assert page_faults_of_steps() > plain / 2  # the system's defaults are back
