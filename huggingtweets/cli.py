@@ -15,6 +15,7 @@ from pathlib import Path
 from . import pipeline
 from .errors import HuggingtweetsError
 from .settings import Settings
+from .train import checkpoints_newest_first
 
 COMMANDS = {
     "run": "fetch, prepare, train, generate, eval and write the card: a bot from an account, in one go",
@@ -186,8 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         saved = None
         if step == "train" and settings is not None:
             with contextlib.suppress(HuggingtweetsError, OSError):
-                saved = max(pipeline.Workspace.of(settings).checkpoints.glob("checkpoint-*"), default=None,
-                            key=lambda p: int(p.name.rsplit("-", 1)[-1]) if p.name.rsplit("-", 1)[-1].isdigit() else -1)
+                saved = next(iter(checkpoints_newest_first(pipeline.Workspace.of(settings).checkpoints)), None)
         # On a line of its own: a progress bar (or the terminal's ^C) may have left the cursor mid-line
         print(f"\nerror: {interrupted_line(step, saved)}", file=sys.stderr)
         return 130

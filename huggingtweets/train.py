@@ -61,15 +61,22 @@ def usable_checkpoint(folder: Path, fingerprint: dict[str, Any], say: Callable[[
             say(f"The checkpoints in {folder} are from another run (other data or settings): starting over")
         shutil.rmtree(folder, ignore_errors=True)
         return None
-    candidates = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]) if
-                        p.name.split("-")[-1].isdigit() else -1, reverse=True)
-    for checkpoint in candidates:
+    for checkpoint in checkpoints_newest_first(folder):
         problem = checkpoint_problem(checkpoint)
         if problem is None:
             return checkpoint
         say(f"Skipping {checkpoint.name}: {problem}")
         shutil.rmtree(checkpoint, ignore_errors=True)
     return None
+
+
+def checkpoints_newest_first(folder: Path) -> list[Path]:
+    """Trainer's checkpoint-STEP folders in `folder`, the highest step first (by number: checkpoint-10 after
+    checkpoint-9); a folder with no number after the dash comes last."""
+    def step(path: Path) -> int:
+        number = path.name.rsplit("-", 1)[-1]
+        return int(number) if number.isascii() and number.isdigit() else -1
+    return sorted(folder.glob("checkpoint-*"), key=step, reverse=True)
 
 
 def checkpoint_problem(checkpoint: Path) -> str | None:
