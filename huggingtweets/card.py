@@ -17,7 +17,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from .clean import Stats, clean_text, is_retweet, stats_table
 from .generate import Sample
@@ -25,6 +25,9 @@ from .posts import Post
 from .project import home_url
 from .sources import SourceSpec
 from .sources.sample import CREDIT as SAMPLE_CREDIT
+
+if TYPE_CHECKING:
+    from huggingface_hub import EvalResult
 
 DEFAULT_PROMPT = "My dream is"
 MODEL_CREDITS = {
@@ -104,11 +107,6 @@ def post_languages_of(path: Path) -> list[str]:
         return []
 
 
-def _q(value: str) -> str:
-    """A YAML double-quoted scalar (JSON strings are valid YAML)."""
-    return json.dumps(value, ensure_ascii=False)
-
-
 def _prompt(c: CardInputs) -> str:
     if c.prompt is not None:
         return c.prompt
@@ -119,53 +117,46 @@ def _base_model(c: CardInputs) -> str | None:
     return c.base_model or c.metrics.get("base", {}).get("base_model") or c.metrics.get("base", {}).get("hub_id")
 
 
-def _front_matter(c: CardInputs, repo_id: str) -> str:
+def _eval_results(c: CardInputs) -> list[EvalResult]:
+    """The model-index: validation perplexity before and after, and eval.json's figures when it was made
+    from this model. Values are plain floats, rounded as the card shows them (YAML reads numpy's as objects)."""
+    from huggingface_hub import EvalResult  # imported here, so `import huggingtweets` stays without it
+
     m = c.metrics
-    lines = ["---"]
-    if c.language and len(c.language) == 1:  # as the seed writes it; quoted, since YAML reads a bare `no` as false
-        lines.append(f"language: {_q(c.language[0])}")
-    elif c.language:
-        lines += ["language:"] + [f"- {_q(code)}" for code in c.language]
-    if c.license:
-        lines.append(f"license: {_q(c.license)}")
-    base = _base_model(c)
-    if base:
-        lines.append(f"base_model: {_q(base)}")
-    lines += ["pipeline_tag: text-generation", "tags:", "- huggingtweets"]
-    if _prompt(c).strip():
-        lines += ["widget:", f"- text: {_q(_prompt(c))}"]
-    if "eval_perplexity_after" in m:
-        lines += [
-            "model-index:",
-            f"- name: {_q(repo_id)}",
-            "  results:",
-            "  - task:",
-            "      type: text-generation",
-            "      name: Text Generation",
-            "    dataset:",
-            f"      type: {_q('huggingtweets/' + c.name)}",
-            f"      name: {_q(_owner(c) + ' (held-out validation posts)')}",
-            "    metrics:",
-            "    - type: perplexity",
-            f"      value: {m['eval_perplexity_before']:.2f}",
-            "      name: Validation perplexity before fine-tuning",
-            "    - type: perplexity",
-            f"      value: {m['eval_perplexity_after']:.2f}",
-            "      name: Validation perplexity after fine-tuning",
-        ]
-        e = c.evaluation
-        if e:
-            figures = [("voice_match", e["voice_match"], "Voice match"),
-                       ("voice_match", e.get("voice_match_base"), "Voice match of the base model"),
-                       ("voice_match", e["voice_match_real"], "Voice match of held-out real posts"),
-                       ("roc_auc", e.get("auc"), "Real vs bot AUC"),
-                       ("bits_per_byte", e["bits_per_byte_before"], "Held-out bits per byte before fine-tuning"),
-                       ("bits_per_byte", e["bits_per_byte_after"], "Held-out bits per byte after fine-tuning")]
-            for kind, value, name in figures:
-                if value is not None:
-                    lines += [f"    - type: {kind}", f"      value: {value:.4f}", f"      name: {_q(name)}"]
-    lines.append("---")
-    return "\n".join(lines)
+    if "eval_perplexity_after" not in m:
+        return []
+    figures = [("perplexity", m["eval_perplexity_before"], "Validation perplexity before fine-tuning", 2),
+               ("perplexity", m["eval_perplexity_after"], "Validation perplexity after fine-tuning", 2)]
+    e = c.evaluation
+    if e:
+        figures += [("voice_match", e["voice_match"], "Voice match", 4),
+                    ("voice_match", e.get("voice_match_base"), "Voice match of the base model", 4),
+                    ("voice_match", e["voice_match_real"], "Voice match of held-out real posts", 4),
+                    ("roc_auc", e.get("auc"), "Real vs bot AUC", 4),
+                    ("bits_per_byte", e["bits_per_byte_before"], "Held-out bits per byte before fine-tuning", 4),
+                    ("bits_per_byte", e["bits_per_byte_after"], "Held-out bits per byte after fine-tuning", 4)]
+    return [EvalResult(task_type="text-generation", task_name="Text Generation",
+                       dataset_type=f"huggingtweets/{c.name}", dataset_name=f"{_owner(c)} (held-out validation posts)",
+                       metric_type=kind, metric_value=round(float(value), digits), metric_name=name)
+            for kind, value, name, digits in figures if value is not None]
+
+
+def _front_matter(c: CardInputs, repo_id: str) -> str:
+    """The YAML front matter, written by huggingface_hub's own ModelCardData: PyYAML quotes and escapes
+    whatever a stranger's prompt holds (`no`, `: `, a newline, a control character), and builds the
+    model-index the Hub reads."""
+    from huggingface_hub import ModelCardData
+
+    language = c.language[0] if c.language and len(c.language) == 1 else c.language or None  # one: as the seed
+    prompt, results = _prompt(c), _eval_results(c)
+    data = ModelCardData(language=language, license=c.license or None, base_model=_base_model(c) or None,
+                         pipeline_tag="text-generation", tags=["huggingtweets"],
+                         widget=[{"text": prompt}] if prompt.strip() else None,
+                         # without results, a model_name would be written as a key of its own
+                         model_name=repo_id if results else None, eval_results=results or None)
+    # The seed's order (language first); model-index, which ModelCardData builds last, stays last.
+    return "---\n" + data.to_yaml(original_order=["language", "license", "base_model", "pipeline_tag", "tags",
+                                                  "widget"]) + "\n---"
 
 
 def _evaluation(e: dict[str, Any]) -> list[str]:
