@@ -48,3 +48,15 @@ class TrackingError(HuggingtweetsError):
 
 class ExportError(HuggingtweetsError):
     """The model cannot be exported (no saved model, an architecture the converter does not know)."""
+
+
+def one_line(value: object, limit: int = 200) -> str:
+    """Text fit for a one-line message (an error, a server's own words): whitespace as single
+    spaces, at most `limit` characters, the last an ellipsis when it was cut. A number is written
+    out; anything else that is not text (a server's JSON null, list or object) is ""."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        return ""
+    line = " ".join(value.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"

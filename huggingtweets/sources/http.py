@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from ..errors import SourceError
+from ..errors import SourceError, one_line
 from ..posts import json_loads
 from ..project import user_agent
 
@@ -149,14 +149,6 @@ class ApiClient:
         if detail:
             message += f" ({detail[:200]})"
         return self.scrub(message)
-
-
-def one_line(value: Any, limit: int = 200) -> str:
-    """A server's own words (an error detail) fit for a one-line message: text only, whitespace
-    as single spaces, at most `limit` characters."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = str(value)
-    return " ".join(value.split())[:limit] if isinstance(value, str) else ""
 
 
 def _server_wait(headers: httpx.Headers) -> float | None:
