@@ -307,7 +307,7 @@ def _write_posts(ws: Workspace, settings: Settings, say: Say) -> str:
             # --max-posts caps every source: the network ones stop asking, the others stop reading
             for post in itertools.islice(fetch_posts(spec, settings, ws.fetched(spec), say), settings.max_posts):
                 post.handle = spec.name  # one key per account for the stats, whatever the source calls it
-                line = json.dumps(post.to_dict(), ensure_ascii=False) + "\n"
+                line = post.to_json_line()
                 f.write(line)
                 h.update(line.encode("utf-8"))
                 count += 1

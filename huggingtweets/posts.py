@@ -32,10 +32,28 @@ class Post:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def to_json_line(self) -> str:
+        """The post as one line of JSON Lines, the one format of every posts file and spool:
+        UTF-8 text as it is, not \\u escapes (posts.jsonl's digest is taken over these bytes)."""
+        return json.dumps(self.to_dict(), ensure_ascii=False) + "\n"
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Post":
         known = {k: data[k] for k in ("id", "text", "handle", "source", "kind", "created_at", "raw") if k in data}
         return cls(**known)
+
+
+def is_id(value: Any, floats: bool = False) -> bool:
+    """Whether a source's id field holds an id: a non-empty string, or an integer (and a float
+    too with `floats`, as files of posts may have); never a bool, a list or an object."""
+    numbers = (int, float) if floats else int
+    return (isinstance(value, str) and value != "") or (isinstance(value, numbers) and not isinstance(value, bool))
+
+
+def numeric_id(post_id: str) -> int:
+    """An id as the number it is, for sorting: X's ids grow with time. Any other id sorts as 0:
+    int() reads only ASCII digits here ("²".isdigit() is True) and refuses over 4,300 digits."""
+    return int(post_id) if post_id.isascii() and post_id.isdigit() and len(post_id) <= 4000 else 0
 
 
 _SURROGATE = re.compile(r"[\ud800-\udfff]|\\u[dD][89abcdefABCDEF]")  # one, or its JSON escape
@@ -67,7 +85,7 @@ def write_posts(path: Path, posts: Iterable[Post]) -> int:
     count = 0
     with atomic_write(path) as f:
         for post in posts:
-            f.write(json.dumps(post.to_dict(), ensure_ascii=False) + "\n")
+            f.write(post.to_json_line())
             count += 1
     return count
 

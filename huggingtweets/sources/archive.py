@@ -32,7 +32,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any, Callable, Iterator
 
 from ..errors import SourceError
-from ..posts import _SURROGATE, Post, _without_surrogates, json_loads
+from ..posts import _SURROGATE, Post, _without_surrogates, json_loads, numeric_id
 
 # Caps for a zip (and for the files read from a folder): far above any real
 # archive, far below what would exhaust memory or disk.
@@ -844,12 +844,7 @@ def _kind(t: dict[str, Any], text: str) -> str:
 
 
 def _sort_key(post: Post) -> tuple[str, int]:
-    return (post.created_at or "", _numeric_id(post.id))
-
-
-def _numeric_id(post_id: str) -> int:
-    """X's ids grow with time; any other id (not ASCII digits, or too long for int()) sorts as 0."""
-    return int(post_id) if post_id.isascii() and post_id.isdigit() and len(post_id) <= 4000 else 0
+    return (post.created_at or "", numeric_id(post.id))
 
 
 def read_archive(path: Path, handle: str, include_private: bool = False) -> list[Post]:
@@ -924,12 +919,12 @@ def _iter_x(box: _Container, handle: str) -> Iterator[Post]:
                 raw = {k: v for k, v in t.items() if k != "full_text" and not isinstance(v, (dict, list))}
                 post = Post(id=post_id, text=text, handle=handle, source="archive", kind=_kind(t, text),
                             created_at=_iso(created), raw=raw)
-                keys.append((post.created_at or "", _numeric_id(post.id), spool.tell()))
+                keys.append((post.created_at or "", numeric_id(post.id), spool.tell()))
                 if notes and post.kind != "repost" and _stub(text) is not None:
                     stubs.append((post, created))
                     keys[-1] = keys[-1][:2] + (-len(stubs),)  # given from memory, with its note
                 else:
-                    spool.write(json.dumps(post.to_dict()).encode("ascii") + b"\n")
+                    spool.write(post.to_json_line().encode("utf-8"))
         if skipped and not keys:
             raise SourceError(f"none of the {total:,} entries in {', '.join(box.display(n) for n in files)} has an id and "
                               "a `full_text`: give archive: the archive as X made it")

@@ -333,7 +333,7 @@ def iter_car(path: Path, handle: str, label: str | None = None, repo: Repo | Non
                     continue
                 repo.counts[post.kind] = repo.counts.get(post.kind, 0) + 1
                 keys.append((post.created_at or "", 0, spool.tell()))
-                spool.write(json.dumps(post.to_dict(), ensure_ascii=False).encode("utf-8") + b"\n")
+                spool.write(post.to_json_line().encode("utf-8"))
     except BaseException:
         spool.close()
         raise

@@ -18,7 +18,6 @@ read as UTF-8), and text that is not mojibake is left as it is.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import tempfile
 from datetime import datetime, timezone
@@ -47,7 +46,7 @@ class _Spool:
 
     def add(self, post: Post) -> None:
         self.keys.append((post.created_at or "", 0, self.file.tell()))
-        self.file.write(json.dumps(post.to_dict(), ensure_ascii=False).encode("utf-8") + b"\n")
+        self.file.write(post.to_json_line().encode("utf-8"))
 
     def posts(self) -> Iterator[Post]:
         self.keys.sort(key=lambda k: k[:2], reverse=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SourceError
-from ..posts import KINDS, Post, json_loads
+from ..posts import KINDS, Post, is_id, json_loads
 
 JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
 
@@ -93,7 +93,7 @@ def _post_from_json(obj: dict[str, Any], handle: str, n: int) -> Post | None:
     """Our own records, X-style and snscrape-style objects: the text field and
     whatever marks a repost, reply or quote."""
     if obj.get("source") and obj.get("handle") and isinstance(obj.get("text"), str) and obj.get("kind") in KINDS \
-            and _is_id(obj.get("id")):
+            and is_id(obj.get("id"), floats=True):
         created, raw = obj.get("created_at"), obj.get("raw")
         return Post(id=str(obj["id"]), text=obj["text"], handle=handle,
                     source=obj["source"] if isinstance(obj["source"], str) else "file", kind=obj["kind"],
@@ -110,11 +110,6 @@ def _post_from_json(obj: dict[str, Any], handle: str, n: int) -> Post | None:
         kind = "reply"
     created = obj.get("created_at") or obj.get("date")
     post_id = obj.get("id_str") or obj.get("id")
-    return Post(id=str(post_id) if _is_id(post_id) else str(n), text=text, handle=handle, source="file", kind=kind,
+    return Post(id=str(post_id) if is_id(post_id, floats=True) else str(n), text=text, handle=handle, source="file", kind=kind,
                 created_at=str(created) if isinstance(created, (str, int, float)) and created else None,
                 raw={k: v for k, v in obj.items() if k not in ("text", "full_text", "rawContent", "content")})
-
-
-def _is_id(value: Any) -> bool:
-    """An id as a string or a number (not a bool, not a list or an object)."""
-    return (isinstance(value, str) and value != "") or (isinstance(value, (int, float)) and not isinstance(value, bool))

@@ -10,13 +10,12 @@ only for posts newer than the newest it has.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
 from ..files import atomic_write, read_json, write_json
-from ..posts import Post, iter_posts
+from ..posts import Post, iter_posts, numeric_id
 
 
 class NetworkSource(Protocol):
@@ -60,9 +59,7 @@ def stored_posts(folder: Path) -> list[Post]:
 
 def _newest_first_key(post: Post) -> tuple:
     # Dates where given (ISO 8601 sorts as text in UTC); numeric ids break ties (X's ids grow with time).
-    # int() only on ASCII digits it can read: "²".isdigit() is True, and int() refuses over 4,300 digits.
-    numeric = post.id.isascii() and post.id.isdigit() and len(post.id) <= 4000
-    return (post.created_at or "", int(post.id) if numeric else 0, post.id)
+    return (post.created_at or "", numeric_id(post.id), post.id)
 
 
 def fetch_resumable(source: NetworkSource, folder: Path, max_posts: int | None = None,
@@ -80,7 +77,7 @@ def fetch_resumable(source: NetworkSource, folder: Path, max_posts: int | None =
         nonlocal next_page
         with atomic_write(folder / f"page-{next_page:05d}.jsonl") as f:
             for post in posts:
-                f.write(json.dumps(post.to_dict(), ensure_ascii=False) + "\n")
+                f.write(post.to_json_line())
         next_page += 1
         known.update(p.id for p in posts)
 

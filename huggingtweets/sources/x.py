@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator
 from urllib.parse import quote
 
 from ..errors import SourceError
-from ..posts import Post
+from ..posts import Post, is_id
 from .http import ApiClient, one_line, with_base
 from .network import follow_cursor
 
@@ -55,7 +55,7 @@ class XSource:
                                 {"user.fields": "name,username,public_metrics,profile_image_url,protected"},
                                 errors=self._errors())
             data = r.data.get("data") if isinstance(r.data, dict) else None
-            if not isinstance(data, dict) or not _is_id(data.get("id")):
+            if not isinstance(data, dict) or not is_id(data.get("id")):
                 detail = _problem(r.data) or "no such user"
                 raise SourceError(f"X has no account @{self.handle} ({detail}): check the handle")
             self._user = data
@@ -84,8 +84,8 @@ class XSource:
             raise SourceError("the X API sent a page of the wrong shape (no list of posts): try again later")
         includes = body.get("includes") if isinstance(body.get("includes"), dict) else {}
         originals = includes.get("tweets") if isinstance(includes.get("tweets"), list) else []
-        included = {str(t["id"]): t for t in originals if isinstance(t, dict) and _is_id(t.get("id"))}
-        posts = [_post(t, included, self.handle) for t in tweets if isinstance(t, dict) and _is_id(t.get("id"))]
+        included = {str(t["id"]): t for t in originals if isinstance(t, dict) and is_id(t.get("id"))}
+        posts = [_post(t, included, self.handle) for t in tweets if isinstance(t, dict) and is_id(t.get("id"))]
         meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
         next_token = meta.get("next_token")
         return posts, next_token if isinstance(next_token, str) and next_token else None
@@ -112,11 +112,6 @@ class XSource:
             cursor = next_token
 
 
-def _is_id(value: Any) -> bool:
-    """X ids are strings of digits; a number is taken too, an empty string or a bool is not."""
-    return (isinstance(value, str) and value != "") or (isinstance(value, int) and not isinstance(value, bool))
-
-
 def _tweet_count(user: dict[str, Any]) -> int | None:
     metrics = user.get("public_metrics")
     count = metrics.get("tweet_count") if isinstance(metrics, dict) else None
@@ -130,7 +125,7 @@ def _text(value: Any) -> str | None:
 
 
 def _post(t: dict[str, Any], included: dict[str, dict], handle: str) -> Post:
-    if not isinstance(t, dict) or not _is_id(t.get("id")):
+    if not isinstance(t, dict) or not is_id(t.get("id")):
         raise SourceError("the X API sent a post of the wrong shape (no `id`): try again later")
     references = t.get("referenced_tweets") if isinstance(t.get("referenced_tweets"), list) else []
     refs = {r["type"]: r.get("id") for r in references if isinstance(r, dict) and isinstance(r.get("type"), str)}
@@ -142,7 +137,7 @@ def _post(t: dict[str, Any], included: dict[str, dict], handle: str) -> Post:
     if "retweeted" in refs:
         kind = "repost"
         ref = refs["retweeted"]
-        original = included.get(str(ref)) if _is_id(ref) else None
+        original = included.get(str(ref)) if is_id(ref) else None
         full = (_text(original.get("note_tweet")) or _text(original)) if isinstance(original, dict) else None
         if isinstance(full, str) and text.startswith("RT @") and ": " in text:
             text = text.split(": ", 1)[0] + ": " + full
