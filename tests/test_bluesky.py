@@ -8,7 +8,6 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from huggingtweets import filter_posts, read_posts, write_posts
 from huggingtweets.errors import SourceError
 from huggingtweets.settings import Settings
 from huggingtweets.sources import fetch_posts, parse_source
@@ -336,43 +335,6 @@ def test_a_server_that_repeats_its_cursor_does_not_loop(loopback, tmp_path):
     assert len(posts) == 5 and len(feed_requests(loopback)) == 2
 
 
-@pytest.mark.parametrize("how", ["500 forever on page 2", "Ctrl-C after page 1"])
-def test_an_interrupted_fetch_resumes_to_the_same_posts(loopback, tmp_path, monkeypatch, how):
-    fake = FakeAppView(250)
-    broken = {"on": True}
-
-    def feed(req, m):
-        if broken["on"] and how.startswith("500") and req.query.get("cursor"):
-            return Reply(500, {"error": "InternalServerError", "message": "Internal Server Error"})
-        return fake.feed(req, m)
-
-    fake.serve(loopback, feed=feed)
-    if how.startswith("Ctrl-C"):
-        calls = {"n": 0}
-        page = BlueskySource._page
-
-        def interrupted(self, cursor):
-            calls["n"] += 1
-            if calls["n"] == 2 and broken["on"]:
-                raise KeyboardInterrupt
-            return page(self, cursor)
-
-        monkeypatch.setattr(BlueskySource, "_page", interrupted)
-    with pytest.raises(SourceError if how.startswith("500") else KeyboardInterrupt):
-        fetch(loopback, tmp_path / "f")
-    assert len(list((tmp_path / "f").glob("page-*.jsonl"))) == 1
-
-    broken["on"] = False
-    loopback.requests.clear()
-    resumed = fetch(loopback, tmp_path / "f")
-    # The newest page once (anything new since?), then on from page 2: no start over.
-    assert [r.query.get("cursor") is None for r in feed_requests(loopback)] == [True, False, False, False]
-    whole = fetch(loopback, tmp_path / "g")
-    assert [p.id for p in resumed] == [p.id for p in whole]
-    assert [p.to_dict() for p in resumed] == [p.to_dict() for p in whole]
-    assert len({p.id for p in resumed}) == 250
-
-
 def test_a_repeat_fetch_asks_only_for_newer_posts(loopback, tmp_path):
     fake = FakeAppView(250)
     fake.serve(loopback)
@@ -415,32 +377,3 @@ def read_posts_newest(folder):
     from huggingtweets.sources.network import stored_posts
 
     return stored_posts(folder)[0]
-
-
-def test_the_cli_fetches_and_the_stats_match_a_file_of_the_same_posts(loopback, tmp_path):
-    from huggingtweets.cli import main
-
-    FakeAppView(250).serve(loopback)
-    assert main(["fetch", "bsky:alice.bsky.social", "--api-base", loopback.url]) == 0
-    written = tmp_path / "work" / "alice.bsky.social" / "posts.jsonl"
-    fetched = read_posts(written)
-    assert len(fetched) == 250
-
-    copy = tmp_path / "copy.jsonl"
-    write_posts(copy, fetched)
-    from_file = fetch_posts(parse_source(f"file:{copy}"))
-    assert [(p.id, p.text, p.kind) for p in from_file] == [(p.id, p.text, p.kind) for p in fetched]
-    stats = filter_posts(fetched).stats
-    assert stats == filter_posts(from_file).stats
-    assert stats.tweets_downloaded == 250 and stats.retweets == 25
-    assert stats.short_tweets == 19 and stats.tweets_kept == 206  # "ok {n}" for n%5 that are nothing else
-
-
-def test_the_source_closes_and_labels_itself(loopback):
-    source = BlueskySource("alice.bsky.social", api_base=loopback.url)
-    assert source.label == "Bluesky @alice.bsky.social"
-    assert str(source.client.client.base_url).startswith(loopback.url)
-    source.client.close()
-    default = BlueskySource("a.bsky.social")
-    assert str(default.client.client.base_url).startswith("https://public.api.bsky.app")
-    default.client.close()

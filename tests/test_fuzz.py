@@ -19,7 +19,9 @@ import json
 import re
 import signal
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import httpx
 import libipld
@@ -251,9 +253,11 @@ VALID_ZIPS = [archive_zip(VALID_FILES, c) for c in (zipfile.ZIP_STORED, zipfile.
                                                      zipfile.ZIP_LZMA)]
 
 
-def read_both(path: Path, folder: Path) -> None:
+def read_both(path: Path, folder: Path, data: bytes | None = None) -> None:
     """read_archive raises only SourceError; account_name never raises, and names the archive by
-    its owner's X username or, failing that, by the file's own name."""
+    its owner's X username or, failing that, by the file's own name. `data`: written to `path` first."""
+    if data is not None:
+        path.write_bytes(data)
     name = account_name(path)
     assert name == path.stem or archive.USERNAME.fullmatch(name), name
     try:
@@ -291,9 +295,7 @@ ZIP_BYTES = (st.binary(max_size=600) | st.binary(max_size=600).map(lambda b: b"P
 @given(ZIP_BYTES)
 def test_archive_random_zips(tmp_path, fuzz_tried, data):
     tried(fuzz_tried, "archive reader (random and damaged zip bytes)")
-    path = tmp_path / "archive.zip"
-    path.write_bytes(data)
-    read_both(path, tmp_path)
+    read_both(tmp_path / "archive.zip", tmp_path, data)
 
 
 TWEETS_JS = ytd("tweets", TWEETS)
@@ -308,9 +310,7 @@ JS_TEXT = (st.binary(max_size=300)
 @given(JS_TEXT)
 def test_archive_random_tweets_js(tmp_path, fuzz_tried, data):
     tried(fuzz_tried, "archive reader (random and truncated tweets.js)")
-    path = tmp_path / "tweets.js"
-    path.write_bytes(data)
-    read_both(path, tmp_path)
+    read_both(tmp_path / "tweets.js", tmp_path, data)
 
 
 @fuzz(400)
@@ -731,36 +731,6 @@ def x_source(server):
     return XSource("jack", token="t0ken", api_base=server.url, **QUIET)
 
 
-@fuzz(400)
-@given(bodies(X_PAGE), STATUSES)
-def test_x_pages(loopback, tmp_path, fuzz_tried, body, status):
-    tried(fuzz_tried, "X API pages (XSource.backfill via 127.0.0.1)")
-    serve(loopback, r"/2/users/by/username/\w+", Reply(200, X_USER))
-    serve(loopback, r"/2/users/[^/]+/tweets", Reply(status, body))
-    drain(x_source(loopback), tmp_path)
-
-
-@fuzz(200)
-@given(bodies(X_USER), STATUSES, HEADER_TEXT)
-def test_x_user_lookup(loopback, tmp_path, fuzz_tried, body, status, retry_after):
-    tried(fuzz_tried, "X API user lookup (via 127.0.0.1)")
-    serve(loopback, r"/2/users/by/username/\w+", Reply(status, body, headers={"Retry-After": retry_after}))
-    serve(loopback, r"/2/users/[^/]+/tweets", Reply(200, {"meta": {"result_count": 0}}))
-    drain(x_source(loopback), tmp_path)
-
-
-@fuzz(500)
-@given(JSON | mutated(X_PAGE["data"][1]) | mutated(X_PAGE["data"][4]), JSON | mutated({"9": X_PAGE["includes"]["tweets"][0]}))
-def test_x_post_parser(tmp_path, fuzz_tried, t, included):
-    tried(fuzz_tried, "X _post (one post dict)")
-    try:
-        posts = [_post(as_received(t), as_received(included) if isinstance(included, dict) else {}, "jack")]
-    except SourceError as e:
-        check_message(e)
-        posts = []
-    check_posts(posts, tmp_path)
-
-
 def bsky_actor(name, did):
     return {"did": did, "handle": name, "displayName": "A", "labels": [], "createdAt": "2023-04-12T10:00:00.000Z"}
 
@@ -787,36 +757,6 @@ BSKY_PAGE = {"cursor": "c1", "feed": [
     {"post": bsky_post(ALICE, 3, "a reply", reply={"root": {}, "parent": {}})},
     {"post": {**bsky_post(ALICE, 4, "a quote"), "embed": {"$type": "app.bsky.embed.record#view"}}},
 ]}
-
-
-@fuzz(400)
-@given(bodies(BSKY_PAGE), STATUSES)
-def test_bluesky_pages(loopback, tmp_path, fuzz_tried, body, status):
-    tried(fuzz_tried, "Bluesky feed pages (BlueskySource.backfill via 127.0.0.1)")
-    serve(loopback, r"/xrpc/app\.bsky\.actor\.getProfile", Reply(200, BSKY_PROFILE))
-    serve(loopback, r"/xrpc/app\.bsky\.feed\.getAuthorFeed", Reply(status, body))
-    drain(BlueskySource("alice.bsky.social", api_base=loopback.url, **QUIET), tmp_path)
-
-
-@fuzz(200)
-@given(bodies(BSKY_PROFILE), STATUSES)
-def test_bluesky_profile(loopback, tmp_path, fuzz_tried, body, status):
-    tried(fuzz_tried, "Bluesky profile (via 127.0.0.1)")
-    serve(loopback, r"/xrpc/app\.bsky\.actor\.getProfile", Reply(status, body))
-    serve(loopback, r"/xrpc/app\.bsky\.feed\.getAuthorFeed", Reply(200, BSKY_PAGE))
-    drain(BlueskySource("alice.bsky.social", api_base=loopback.url, **QUIET), tmp_path)
-
-
-@fuzz(500)
-@given(JSON | st.sampled_from(BSKY_PAGE["feed"]).flatmap(mutated))
-def test_bluesky_feed_item_parser(tmp_path, fuzz_tried, item):
-    tried(fuzz_tried, "Bluesky feed_item_post (one feed item)")
-    try:
-        posts = [feed_item_post(as_received(item), "alice.bsky.social")]
-    except SourceError as e:
-        check_message(e)
-        posts = []
-    check_posts(posts, tmp_path)
 
 
 @fuzz(300)
@@ -879,30 +819,85 @@ M_LINKS = st.none() | HEADER_TEXT | st.sampled_from([
     '<http://h/?max_id=>; rel="next", <http://h/?min_id=9>; rel="prev"', 'rel="next"'])
 
 
+@dataclass
+class FuzzedNetwork:
+    """One network source as the fuzz tests below feed it: its lookup and its pages, each
+    answered with any status and a body of any shape, and its parser of one post."""
+    name: str
+    source: Callable[[Any], Any]  # the source, on this test's loopback server
+    lookup_route: str  # the account lookup (X's user, Bluesky's profile, Mastodon's account)
+    lookup: Any  # a good answer to it, while the pages are fuzzed
+    lookup_headers: st.SearchStrategy  # headers sent with a fuzzed lookup
+    page_route: str
+    page: Any  # the template of the fuzzed pages
+    page_headers: st.SearchStrategy  # headers sent with a fuzzed page
+    pages_after_lookup: Any  # what the pages answer while the lookup is fuzzed
+    parser_input: st.SearchStrategy  # a tuple of `parse`'s arguments
+    parse: Callable[..., Post]
+    labels: tuple[str, str, str]  # pages, lookup, parser, as the fuzz counts name them
+
+
+NO_HEADERS = st.just({})
+FUZZED = [
+    FuzzedNetwork(
+        "x", x_source, r"/2/users/by/username/\w+", X_USER, HEADER_TEXT.map(lambda t: {"Retry-After": t}),
+        r"/2/users/[^/]+/tweets", X_PAGE, NO_HEADERS, {"meta": {"result_count": 0}},
+        st.tuples(JSON | mutated(X_PAGE["data"][1]) | mutated(X_PAGE["data"][4]),
+                  JSON | mutated({"9": X_PAGE["includes"]["tweets"][0]})),
+        lambda t, included: _post(as_received(t), as_received(included) if isinstance(included, dict) else {}, "jack"),
+        ("X API pages (XSource.backfill via 127.0.0.1)", "X API user lookup (via 127.0.0.1)",
+         "X _post (one post dict)")),
+    FuzzedNetwork(
+        "bluesky", lambda server: BlueskySource("alice.bsky.social", api_base=server.url, **QUIET),
+        r"/xrpc/app\.bsky\.actor\.getProfile", BSKY_PROFILE, NO_HEADERS,
+        r"/xrpc/app\.bsky\.feed\.getAuthorFeed", BSKY_PAGE, NO_HEADERS, BSKY_PAGE,
+        st.tuples(JSON | st.sampled_from(BSKY_PAGE["feed"]).flatmap(mutated)),
+        lambda item: feed_item_post(as_received(item), "alice.bsky.social"),
+        ("Bluesky feed pages (BlueskySource.backfill via 127.0.0.1)", "Bluesky profile (via 127.0.0.1)",
+         "Bluesky feed_item_post (one feed item)")),
+    FuzzedNetwork(
+        "mastodon", lambda server: MastodonSource("alice@m.example", api_base=server.url, **QUIET),
+        r"/api/v1/accounts/lookup", M_ACCOUNT, NO_HEADERS,
+        r"/api/v1/accounts/[^/]+/statuses", M_PAGE, M_LINKS.map(lambda link: {"Link": link} if link else {}), M_PAGE,
+        st.tuples(JSON | st.sampled_from(M_PAGE).flatmap(mutated), st.none() | JSON),
+        lambda status, flags: status_post(as_received(status), "alice@m.example",
+                                          as_received(flags) if isinstance(flags, dict) else None),
+        ("Mastodon status pages (MastodonSource.backfill via 127.0.0.1)", "Mastodon account lookup (via 127.0.0.1)",
+         "Mastodon status_post (one status)")),
+]
+EACH_NETWORK = pytest.mark.parametrize("net", FUZZED, ids=[n.name for n in FUZZED])
+
+
+@EACH_NETWORK
 @fuzz(400)
-@given(bodies(M_PAGE), STATUSES, M_LINKS)
-def test_mastodon_pages(loopback, tmp_path, fuzz_tried, body, status, link):
-    tried(fuzz_tried, "Mastodon status pages (MastodonSource.backfill via 127.0.0.1)")
-    serve(loopback, r"/api/v1/accounts/lookup", Reply(200, M_ACCOUNT))
-    serve(loopback, r"/api/v1/accounts/[^/]+/statuses", Reply(status, body, headers={"Link": link} if link else {}))
-    drain(MastodonSource("alice@m.example", api_base=loopback.url, **QUIET), tmp_path)
+@given(st.data(), STATUSES)
+def test_network_pages(loopback, tmp_path, fuzz_tried, net, data, status):
+    tried(fuzz_tried, net.labels[0])
+    body, headers = data.draw(bodies(net.page), "body"), data.draw(net.page_headers, "headers")
+    serve(loopback, net.lookup_route, Reply(200, net.lookup))
+    serve(loopback, net.page_route, Reply(status, body, headers=headers))
+    drain(net.source(loopback), tmp_path)
 
 
+@EACH_NETWORK
 @fuzz(200)
-@given(bodies(M_ACCOUNT), STATUSES)
-def test_mastodon_account_lookup(loopback, tmp_path, fuzz_tried, body, status):
-    tried(fuzz_tried, "Mastodon account lookup (via 127.0.0.1)")
-    serve(loopback, r"/api/v1/accounts/lookup", Reply(status, body))
-    serve(loopback, r"/api/v1/accounts/[^/]+/statuses", Reply(200, M_PAGE))
-    drain(MastodonSource("alice@m.example", api_base=loopback.url, **QUIET), tmp_path)
+@given(st.data(), STATUSES)
+def test_network_account_lookup(loopback, tmp_path, fuzz_tried, net, data, status):
+    tried(fuzz_tried, net.labels[1])
+    body, headers = data.draw(bodies(net.lookup), "body"), data.draw(net.lookup_headers, "headers")
+    serve(loopback, net.lookup_route, Reply(status, body, headers=headers))
+    serve(loopback, net.page_route, Reply(200, net.pages_after_lookup))
+    drain(net.source(loopback), tmp_path)
 
 
+@EACH_NETWORK
 @fuzz(500)
-@given(JSON | st.sampled_from(M_PAGE).flatmap(mutated), st.none() | JSON)
-def test_mastodon_status_parser(tmp_path, fuzz_tried, status, flags):
-    tried(fuzz_tried, "Mastodon status_post (one status)")
+@given(st.data())
+def test_network_post_parser(tmp_path, fuzz_tried, net, data):
+    tried(fuzz_tried, net.labels[2])
+    args = data.draw(net.parser_input, "arguments")
     try:
-        posts = [status_post(as_received(status), "alice@m.example", as_received(flags) if isinstance(flags, dict) else None)]
+        posts = [net.parse(*args)]
     except SourceError as e:
         check_message(e)
         posts = []

@@ -7,7 +7,6 @@ import time
 
 import pytest
 
-from huggingtweets import filter_posts, write_posts
 from huggingtweets.cli import main
 from huggingtweets.errors import SourceError
 from huggingtweets.settings import Settings
@@ -224,23 +223,3 @@ def test_a_repeat_fetch_asks_only_for_newer_posts(loopback, tmp_path):
     timeline = [r for r in loopback.requests if r.path.endswith("/tweets")]
     assert [r.query.get("since_id") for r in timeline] == ["1000120"]
 
-
-def test_fetch_through_the_cli_then_the_same_stats_as_the_file(loopback, tmp_path, monkeypatch, capsys):
-    FakeX(loopback, n=250)
-    monkeypatch.setenv("X_BEARER_TOKEN", TOKEN)
-    assert main(["fetch", "@jack", "--api-base", loopback.url]) == 0
-    out = capsys.readouterr()
-    posts_file = tmp_path / "work" / "jack" / "posts.jsonl"
-    from huggingtweets import read_posts
-
-    posts = read_posts(posts_file)
-    assert len(posts) == 250
-    copy = tmp_path / "copy.jsonl"
-    write_posts(copy, posts)
-    from_file = fetch_posts(parse_source(f"file:{copy}"))
-    assert filter_posts(posts).stats == filter_posts(from_file).stats
-    assert filter_posts(posts).stats.retweets == 25
-    for path in (tmp_path / "work").rglob("*"):
-        if path.is_file():
-            assert TOKEN not in path.read_text(errors="ignore")
-    assert TOKEN not in out.out + out.err
