@@ -323,42 +323,26 @@ def _licence(c: CardInputs) -> str:
     return f"Its licence, {given}, was chosen by whoever published it; the base model's own licence is not known."
 
 
-def render_card(c: CardInputs) -> str:
-    repo_id = c.repo_id or f"huggingtweets/{c.name}"
-    m = c.metrics
-    home = home_url()
-    prompt = _prompt(c)
-    title = _as_text(" & ".join(_display_name(s, c.display_names or {}) for s in c.specs))
-    handles = html.escape(" ".join(s.display if s.kind != "sample" else "@sample" for s in c.specs))
-    owner = _owner(c)
+def _base_and_limits(c: CardInputs) -> tuple[str, str]:
+    """How the card names the base model (linked where it lives), and whose limitations the bot has."""
+    from .models import KNOWN_MODELS
 
     base = f"[{c.base_display}]({c.base_url})" if c.base_url else f"`{c.base_display}`"
     parent = _base_model(c)
     if not c.base_url and parent:  # a local folder whose own card names the model it derives from
         base += f" (derived from [{parent}](https://huggingface.co/{parent}))"
-    from .models import KNOWN_MODELS
-
     # A local folder derived from a known model has that model's limitations, under that model's name.
     known_as = KNOWN_MODELS[parent][0] if not c.base_url and parent in KNOWN_MODELS else c.base_display
     limits = (f"[the same limitations and bias as {known_as}]({c.base_limitations_url})"
               if c.base_limitations_url else f"the same limitations and bias as its base model, {base}")
-    credit = MODEL_CREDITS.get(m.get("base_model", ""), "") or MODEL_CREDITS.get(parent or "", "")
-    if any(s.kind == "sample" for s in c.specs):
-        credit += f" The sample {'tweets' if all(not s.target for s in c.specs if s.kind == 'sample') else 'data'}: {SAMPLE_CREDIT}"
-    block = m.get("dataset", {}).get("block_size") if isinstance(m.get("dataset"), dict) else None
+    return base, limits
 
-    parts = [
-        _front_matter(c, repo_id),
-        "",
-        "<div>",
-        f'<div style="margin-top: 8px; font-size: 19px; font-weight: 800">{title} 🤖 AI Bot </div>',
-        f'<div style="font-size: 15px">{handles} bot</div>',
-        "</div>",
-        "",
-        f"I was made with [huggingtweets]({home}).",
-        "",
-        f"Create a bot of your own account, or of an account whose owner agreed to it, with [huggingtweets]({home}).",
-        "",
+
+def _training_data(c: CardInputs) -> list[str]:
+    """"How does it work?" and "Training data": what was kept of the posts, and the seed's table."""
+    m = c.metrics
+    block = m.get("dataset", {}).get("block_size") if isinstance(m.get("dataset"), dict) else None
+    lines = [
         "## How does it work?",
         "",
         "The account's posts were downloaded and filtered (retweets and posts of fewer than three words left out, "
@@ -375,36 +359,90 @@ def render_card(c: CardInputs) -> str:
     ]
     links = c.wandb_links or {}
     if links.get("data"):
-        parts += [f"[Explore the data]({links['data']}), which is tracked with [W&B artifacts]"
+        lines += [f"[Explore the data]({links['data']}), which is tracked with [W&B artifacts]"
                   "(https://docs.wandb.com/artifacts) at every step of the pipeline.", ""]
-    parts += [
+    return lines
+
+
+def _training_procedure(c: CardInputs, base: str) -> list[str]:
+    """"Training procedure": the base model, the licence, the figures, where the run is recorded, credits."""
+    m, links = c.metrics, c.wandb_links or {}
+    lines = [
         "## Training procedure",
         "",
-        f"The model is based on a pre-trained {base} which is fine-tuned on {owner}" + _how(m) + ".",
+        f"The model is based on a pre-trained {base} which is fine-tuned on {_owner(c)}" + _how(m) + ".",
         "",
         _licence(c),
         "",
     ]
     if "eval_perplexity_after" in m:
-        parts += [
+        lines += [
             f"Perplexity on held-out tweets went from {m['eval_perplexity_before']:.1f} before fine-tuning to "
             f"{m['eval_perplexity_after']:.1f} after ({m.get('steps', '?')} steps, {m.get('precision', '?')}, "
             f"{m.get('train_seconds', 0):.0f} s on {m.get('host', 'an unrecorded machine')}).",
             "",
         ]
     if c.evaluation:
-        parts += _evaluation(c.evaluation)
+        lines += _evaluation(c.evaluation)
     if links.get("run"):
-        parts += [f"Hyperparameters and metrics are recorded in the [W&B training run]({links['run']}) "
+        lines += [f"Hyperparameters and metrics are recorded in the [W&B training run]({links['run']}) "
                   "for full transparency and reproducibility.", ""]
     else:
-        parts += ["Hyperparameters and metrics are recorded in [`huggingtweets.json`](huggingtweets.json) beside "
+        lines += ["Hyperparameters and metrics are recorded in [`huggingtweets.json`](huggingtweets.json) beside "
                   "this card for full transparency and reproducibility.", ""]
     if links.get("model"):
-        parts += [f"At the end of training, [the final model]({links['model']}) is logged and versioned.", ""]
+        lines += [f"At the end of training, [the final model]({links['model']}) is logged and versioned.", ""]
+    credit = MODEL_CREDITS.get(m.get("base_model", ""), "") or MODEL_CREDITS.get(_base_model(c) or "", "")
+    if any(s.kind == "sample" for s in c.specs):
+        credit += f" The sample {'tweets' if all(not s.target for s in c.specs if s.kind == 'sample') else 'data'}: {SAMPLE_CREDIT}"
     if credit.strip():
-        parts += [f"Credits: {credit.strip()}", ""]
-    parts += [
+        lines += [f"Credits: {credit.strip()}", ""]
+    return lines
+
+
+def _limitations(c: CardInputs, limits: str, handles: str) -> list[str]:
+    """"Limitations and bias": the base model's, the posts', that it is a bot, and how often it copied."""
+    lines = [
+        "## Limitations and bias",
+        "",
+        f"The model suffers from {limits}.",
+        "",
+        "In addition, the data present in the user's tweets further affects the text generated by the model.",
+        "",
+        f"This is a bot: it imitates the style of {handles} and does not speak for them. "
+        "Label what it writes as machine-generated.",
+    ]
+    if c.consent:
+        lines += ["", {"self": "Published by the account's owner.",
+                       "given": "Published with the account owner's consent."}.get(c.consent, c.consent)]
+    if c.samples:
+        copies = sum(s.copy for s in c.samples)
+        lines += ["", f"Of {len(c.samples)} samples drawn after training, {copies} copied a training tweet "
+                      f"(8 or more consecutive words, or 80% of a tweet)."]
+    return lines
+
+
+def render_card(c: CardInputs) -> str:
+    repo_id = c.repo_id or f"huggingtweets/{c.name}"
+    home = home_url()
+    prompt = _prompt(c)
+    title = _as_text(" & ".join(_display_name(s, c.display_names or {}) for s in c.specs))
+    handles = html.escape(" ".join(s.display if s.kind != "sample" else "@sample" for s in c.specs))
+    base, limits = _base_and_limits(c)
+    parts = [
+        _front_matter(c, repo_id),
+        "",
+        "<div>",
+        f'<div style="margin-top: 8px; font-size: 19px; font-weight: 800">{title} 🤖 AI Bot </div>',
+        f'<div style="font-size: 15px">{handles} bot</div>',
+        "</div>",
+        "",
+        f"I was made with [huggingtweets]({home}).",
+        "",
+        f"Create a bot of your own account, or of an account whose owner agreed to it, with [huggingtweets]({home}).",
+        "",
+        *_training_data(c),
+        *_training_procedure(c, base),
         "## How to use",
         "",
         "You can use this model directly with a pipeline for text generation:",
@@ -417,22 +455,8 @@ def render_card(c: CardInputs) -> str:
         "```",
         "",
         *_gguf_lines(c, prompt),
-        "## Limitations and bias",
-        "",
-        f"The model suffers from {limits}.",
-        "",
-        "In addition, the data present in the user's tweets further affects the text generated by the model.",
-        "",
-        f"This is a bot: it imitates the style of {handles} and does not speak for them. "
-        "Label what it writes as machine-generated.",
+        *_limitations(c, limits, handles),
     ]
-    if c.consent:
-        parts += ["", {"self": "Published by the account's owner.",
-                       "given": "Published with the account owner's consent."}.get(c.consent, c.consent)]
-    if c.samples:
-        copies = sum(s.copy for s in c.samples)
-        parts += ["", f"Of {len(c.samples)} samples drawn after training, {copies} copied a training tweet "
-                      f"(8 or more consecutive words, or 80% of a tweet)."]
     if c.author and c.author.strip():
         parts += [
             "",
