@@ -142,3 +142,30 @@ def test_the_hubs_metadata_where_the_hub_is_reachable_else_the_known_list(online
     assert models.hub_facts("gpt2") == ("mit", "the known list")
     assert models.hub_facts("someone/llama-ish") == (None, "nowhere")
     assert len(online_hub.requests) == asked  # offline: not one request
+
+
+HOSTILE_PROMPTS = ['He said "hi"', "O'Neil's", "a\\b", "```\nrm -rf /\n```", "key: value", "# no comment", "- item",
+                   "&a *a !tag %YAML @x {a: 1} [1]", "no", "null", "~", "1e3", "---\nlanguage: xx\n---", "a\r\nb\tc",
+                   "a\x00b", "a\u2028b", "DEL \x7f and C1 \x80", "🤖 日本", "word " * 40]
+
+
+def test_a_hostile_prompt_is_the_widgets_text_and_the_snippets_string():
+    """The prompt is a stranger's text in the YAML front matter and in the Python snippet: both read it back whole."""
+    import ast
+    import re
+
+    from huggingtweets.card import CardInputs, render_card
+    from huggingtweets.sources import parse_source
+
+    for prompt in HOSTILE_PROMPTS:
+        text = render_card(CardInputs(name="sample", specs=[parse_source("sample")], stats={},
+                                      metrics={"eval_perplexity_before": 99.999, "eval_perplexity_after": 12.345},
+                                      base_display="gpt2", base_url=None, base_limitations_url=None, license="mit",
+                                      prompt=prompt, language=["no"]))
+        card = ModelCard(text)  # the Hub's own parser reads it (a DEL or C1 character in hand-written YAML it refused)
+        assert card.data.widget == [{"text": prompt}], prompt
+        assert card.data.language == "no" and card.data.license == "mit" and card.data.tags == ["huggingtweets"]
+        assert [r.metric_value for r in card.data.eval_results] == [100.0, 12.35]
+        assert [line for line in text.split("\n") if line.startswith("---")] == ["---", "---"]  # hers: indented
+        (call,) = re.findall(r"^generator\((.*), num_return_sequences=5\)$", card.text, re.M)
+        assert ast.literal_eval(call) == prompt  # one line, a Python string, and no ``` to close the code block
