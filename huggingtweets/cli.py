@@ -9,8 +9,10 @@ import errno
 import os
 import sys
 import time
+import types
 from dataclasses import MISSING, fields
 from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from . import pipeline
 from .errors import HuggingtweetsError
@@ -33,25 +35,60 @@ APP_HELP = "serve the notebook app in your browser (Voila, on 127.0.0.1 only)"
 APP_PORT = 8866
 
 
-def _add_settings(parser: argparse.ArgumentParser) -> None:
-    """One option per Settings field, with the field's own help, so the CLI and
+class _StoreTuple(argparse.Action):
+    """nargs="+" gives a list; a tuple[X, ...] setting gets a tuple."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, tuple(values))
+
+
+def _option_kwargs(name: str, hint: Any, default: Any) -> dict[str, Any]:
+    """add_argument's type (or action) for a setting's resolved type. A type not named here is a TypeError
+    when the parser is built, so a new setting can never silently parse as a string."""
+    if get_origin(hint) in (Union, types.UnionType):
+        kinds = [a for a in get_args(hint) if a is not type(None)]
+        if len(kinds) != 1 or len(kinds) == len(get_args(hint)):
+            raise TypeError(f"setting {name}: {hint} is not X or X | None, so it cannot be one option")
+        hint = kinds[0]  # X | None: None is "not given"
+    if hint is bool:
+        if default is not False and default is not None:
+            raise TypeError(f"setting {name}: a bool defaulting to {default!r} cannot be a store_true flag")
+        return {"action": "store_true"}
+    if hint in (int, float, str, Path):
+        return {"type": hint}
+    if get_origin(hint) is Literal:
+        kinds = {type(choice) for choice in get_args(hint)}
+        if len(kinds) != 1 or not kinds <= {int, float, str}:
+            raise TypeError(f"setting {name}: {hint} mixes or has choices argparse cannot parse")
+        return {"type": kinds.pop(), "choices": get_args(hint)}
+    item = get_args(hint)[0] if get_args(hint) else None
+    if get_origin(hint) is list and len(get_args(hint)) == 1 and item in (int, float, str, Path):
+        return {"type": item, "nargs": "+"}
+    if get_origin(hint) is tuple and get_args(hint)[1:] == (Ellipsis,) and item in (int, float, str, Path):
+        return {"type": item, "nargs": "+", "action": _StoreTuple}
+    raise TypeError(f"setting {name}: no command-line option for type {hint}; map it in cli._option_kwargs")
+
+
+def _add_settings(parser: argparse.ArgumentParser, settings_class: type = Settings) -> None:
+    """One option per Settings field, with the field's own help and type, so the CLI and
     the library can never disagree."""
     parser.add_argument("sources", nargs="*", metavar="SOURCE",
                         help="`sample` (default), `file:PATH`, `archive:PATH`, `@handle`, `bsky:handle`, "
                              "`mastodon:user@instance`")
-    for f in fields(Settings):
+    hints = get_type_hints(settings_class)  # settings.py's annotations are strings (from __future__)
+    for f in fields(settings_class):
         if f.name == "sources" or f.metadata.get("secret"):
             continue  # secrets come from the environment, never the command line (shell history, ps)
         flags = SHORT.get(f.name, []) + ["--" + f.name.replace("_", "-")]
         default = f.default if f.default is not MISSING else None
         help_text = f.metadata.get("help", "")
-        if f.type in ("bool", bool):
-            parser.add_argument(*flags, dest=f.name, action="store_true", help=help_text)
-            continue
-        kind = {"int": int, "float": float, "int | None": int, "float | None": float}.get(str(f.type), str)
-        if default is not None:
-            help_text += f" (default: {default})"
-        parser.add_argument(*flags, dest=f.name, type=kind, default=None, metavar=f.name.upper(), help=help_text)
+        kwargs = _option_kwargs(f.name, hints[f.name], f.default)
+        if kwargs.get("action") != "store_true":
+            # Every option defaults to None, so "not given" stays apart from a given default (settings_from_args)
+            kwargs.update(default=None, metavar=f.name.upper())
+            if default is not None:
+                help_text += f" (default: {default})"
+        parser.add_argument(*flags, dest=f.name, help=help_text, **kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,8 +1,12 @@
 """The CLI end to end on the sample account with a tiny GPT-2 on the real GPT-2
 tokenizer, and every error a user can cause."""
 
+import argparse
+import dataclasses
 import json
 import math
+import typing
+from pathlib import Path
 
 import pytest
 import yaml
@@ -196,3 +200,64 @@ def test_a_zero_on_the_command_line_is_a_value_not_a_missing_option():
         ["train", "--min-chars", "0", "--checkpoint-minutes", "0", "--warn-chars", "0"]))
     assert (settings.min_chars, settings.checkpoint_minutes, settings.warn_chars) == (0, 0, 0)
     assert settings_from_args(build_parser().parse_args(["train"])).checkpoint_minutes == 2
+
+
+# A value to give each kind of setting on the command line, and what it must parse to
+GIVEN = {int: ("3", 3), float: ("0.25", 0.25), str: ("x", "x"), Path: ("some/folder", Path("some/folder"))}
+
+
+def test_every_setting_parses_to_its_own_type_and_defaults_to_not_given():
+    from huggingtweets.cli import build_parser
+    from huggingtweets.settings import Settings
+
+    hints = typing.get_type_hints(Settings)
+    options = [f for f in dataclasses.fields(Settings) if f.name != "sources" and not f.metadata.get("secret")]
+    assert "x_bearer_token" not in [f.name for f in options] and len(options) > 30
+    argv, expected = ["train", "@a", "@b"], {}
+    for f in options:
+        kind = next(k for k in typing.get_args(hints[f.name]) or [hints[f.name]] if k is not type(None))
+        flag = "--" + f.name.replace("_", "-")
+        if kind is bool:
+            argv.append(flag)
+            expected[f.name] = True
+        else:
+            assert kind in GIVEN, f"{f.name}: {hints[f.name]} has no sample value here"
+            argv += [flag, GIVEN[kind][0]]
+            expected[f.name] = GIVEN[kind][1]
+    args = build_parser().parse_args(argv)
+    assert args.sources == ["@a", "@b"]
+    for name, value in expected.items():
+        assert getattr(args, name) == value and type(getattr(args, name)) is type(value), name
+    assert not hasattr(args, "x_bearer_token")  # secrets never become options
+    assert build_parser().parse_args(["train", "-n", "4"]).num_samples == 4
+
+    nothing = build_parser().parse_args(["train"])
+    for f in options:
+        assert getattr(nothing, f.name) is (False if hints[f.name] is bool else None), f.name
+
+
+def test_a_setting_of_a_type_the_cli_cannot_parse_fails_when_the_parser_is_built():
+    from huggingtweets.cli import _add_settings
+
+    @dataclasses.dataclass
+    class Mapped:
+        sources: list = dataclasses.field(default_factory=list)
+        mode: typing.Literal["a", "b"] = "a"
+        sizes: tuple[int, ...] = (1,)
+        names: list[str] = dataclasses.field(default_factory=list)
+        cap: typing.Optional[float] = None
+
+    parser = argparse.ArgumentParser()
+    _add_settings(parser, Mapped)
+    args = parser.parse_args(["--mode", "b", "--sizes", "2", "3", "--names", "p", "q", "--cap", "1"])
+    assert (args.mode, args.sizes, args.names, args.cap) == ("b", (2, 3), ["p", "q"], 1.0)
+    assert type(args.cap) is float
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--mode", "c"])
+
+    for hint, default in [(dict[str, int], None), (int | str, None), (set[int], None), (tuple[int, str], None),
+                          (bool, True), (typing.Literal["a", 1], "a"), (complex, None)]:
+        unmapped = dataclasses.make_dataclass("Unmapped", [("sources", list, dataclasses.field(default_factory=list)),
+                                                           ("knob", hint, dataclasses.field(default=default))])
+        with pytest.raises(TypeError, match="setting knob"):
+            _add_settings(argparse.ArgumentParser(), unmapped)
