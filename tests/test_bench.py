@@ -29,7 +29,7 @@ def test_the_gpu_bench_runs_every_part_and_writes_its_report(tmp_path):
     report = json.loads((tmp_path / "gpu.json").read_text())
     assert report["setup"]["posts"] == 3200
     gpt2 = report["gpt2"]
-    # 830, not the 852 of the H200 figures in the README: the split sends every copy of a held-out text to
+    # 830, not the 852 of the H200 figures in bench/README.md: the split sends every copy of a held-out text to
     # validation (789 blocks), and every block now starts where a post starts (830).
     assert gpt2["posts"] == 3200 and gpt2["kept"] == 3043 and gpt2["train_blocks"] == 830 and gpt2["steps"] == 4
     for recipe in ("large-original", "large-ours", "large-checkpointing", "large-lora"):
