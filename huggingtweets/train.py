@@ -199,59 +199,39 @@ def process_rank() -> tuple[int, int]:
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_dir: Path,
-                checkpoints_dir: Path, say: Callable[[str], None] = print,
-                on_log: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Fine-tune and save. `on_log` gets each Trainer log entry as it happens
-    ({"step", "loss"} or {"step", "eval_loss"}, plus "max_steps"): the notebook
-    app draws its live loss plot from it."""
+@dataclasses.dataclass(frozen=True)
+class StepPlan:
+    """How long training runs: worked out from the data and the settings alone, so it is tested without training."""
+    epochs: float
+    steps_per_epoch: int
+    planned: int  # the steps `epochs` passes take
+    steps: int  # the steps it runs: `planned`, or fewer under a cap
+    eval_every: int
+    logging_steps: int
+    capped: str | None  # the line that says why it stops early, when it does
+
+
+def plan_steps(settings: Settings, train_blocks: int, on_gpu: bool, world: int = 1) -> StepPlan:
+    """2 passes; on a CPU capped too (CPU_MAX_STEPS), so the main job ends in minutes."""
+    epochs = settings.epochs or (GPU_EPOCHS if on_gpu else CPU_EPOCHS)
+    steps_per_epoch = math.ceil(train_blocks / (settings.batch_size * world))
+    planned = math.ceil(steps_per_epoch * epochs)
+    max_steps = settings.max_steps if settings.max_steps is not None else (-1 if on_gpu else CPU_MAX_STEPS)
+    steps = planned if max_steps == -1 else min(planned, max_steps)
+    capped = None
+    if steps < planned:
+        share = f"{steps / steps_per_epoch:.1f} of {epochs:g} passes over {train_blocks} blocks"
+        capped = (f"CPU only: training capped at {steps} steps ({share}); use a GPU, or --max-steps -1 for the full run"
+                  if settings.max_steps is None else f"Training capped at {steps} steps by --max-steps ({share})")
+    return StepPlan(epochs=epochs, steps_per_epoch=steps_per_epoch, planned=planned, steps=steps,
+                    eval_every=max(1, steps // 4), logging_steps=1 if steps <= 200 else steps // 200, capped=capped)
+
+
+def setup_model(settings: Settings, base: BaseModel, say: Callable[[str], None]) -> tuple[Any, Any]:
+    """(model, tokenizer): fp32 master weights (bf16/fp16 run as autocast), with the settings' frozen
+    embeddings, dropout and LoRA adapters applied."""
     import torch
-    from transformers import Trainer, TrainerCallback, TrainingArguments, default_data_collator, set_seed
-    from transformers.trainer_callback import ProgressCallback
 
-    listener = on_log
-    say_all = say
-
-    class QuietProgress(ProgressCallback):
-        """Trainer's progress bar, with the latest loss beside it instead of a printed dict a step."""
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if self.training_bar is not None and logs and "loss" in logs:
-                self.training_bar.set_postfix(loss=f"{logs['loss']:.3f}")
-            if listener and logs:
-                listener({**logs, "step": state.global_step, "max_steps": state.max_steps})
-
-    class SaveNotTooOften(TrainerCallback):
-        """Keep a save Trainer plans at an evaluation only once checkpoint_minutes have passed since the
-        last: a 135M model's checkpoint with its optimizer state is 1.6 GB, 16 s of a 105 s CPU run."""
-
-        def __init__(self):
-            self.last = time.perf_counter()
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if control.should_save:
-                if time.perf_counter() - self.last < settings.checkpoint_minutes * 60:
-                    control.should_save = False
-                else:
-                    self.last = time.perf_counter()
-
-    set_seed(settings.seed)
-    on_gpu = torch.cuda.is_available()
-    # Under `accelerate launch` or torchrun every process runs this function; Trainer shares the
-    # batches out (DDP), and only the main process speaks and writes.
-    rank, world = process_rank()
-    if rank:
-        say = lambda _: None  # noqa: E731
-
-    # Precision: measured on this machine, never assumed
-    precision, why = choose_precision(settings.precision)
-    say(f"Precision: {precision} ({why}); training on {host_description()}")
-
-    # Data: packed blocks written by `prepare`
-    info = DatasetInfo.read(dataset_dir)
-    blocks = load_blocks(dataset_dir)
-
-    # Model: fp32 master weights; bf16/fp16 run as autocast
     tokenizer = load_tokenizer(base.path)
     model = load_model(base.path)
     model.config.pad_token_id = tokenizer.pad_token_id
@@ -274,42 +254,32 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         say(f"LoRA rank {settings.lora_rank}: training {trainable:,} of "
             f"{sum(p.numel() for p in model.parameters()):,} weights")
+    return model, tokenizer
 
-    # How long: 2 passes; on a CPU capped too, so the main job ends in minutes
-    epochs = settings.epochs or (GPU_EPOCHS if on_gpu else CPU_EPOCHS)
-    steps_per_epoch = math.ceil(info.train_blocks / (settings.batch_size * world))
-    planned = math.ceil(steps_per_epoch * epochs)
-    max_steps = settings.max_steps if settings.max_steps is not None else (-1 if on_gpu else CPU_MAX_STEPS)
-    steps = planned if max_steps == -1 else min(planned, max_steps)
-    if steps < planned:
-        share = f"{steps / steps_per_epoch:.1f} of {epochs:g} passes over {info.train_blocks} blocks"
-        if settings.max_steps is None:
-            say(f"CPU only: training capped at {steps} steps ({share}); use a GPU, or --max-steps -1 for the full run")
-        else:
-            say(f"Training capped at {steps} steps by --max-steps ({share})")
-    say(f"Training {base.display} on {info.train_blocks} blocks of {info.block_size} tokens "
-        f"({info.train_posts} posts), {steps} steps at batch {settings.batch_size}"
-        + (f" in each of {world} processes" if world > 1 else ""))
 
-    eval_every = max(1, steps // 4)
+def training_arguments(settings: Settings, plan: StepPlan, precision: str, on_gpu: bool, rank: int,
+                       checkpoints_dir: Path) -> Any:
+    """Trainer's TrainingArguments for this run."""
+    from transformers import TrainingArguments
+
     # transformers renamed gradient_checkpointing (a FutureWarning on every run); older 5.x lacks the new name
     checkpointing = ("activation_checkpointing" if "activation_checkpointing" in
                      {f.name for f in dataclasses.fields(TrainingArguments)} else "gradient_checkpointing")
-    args = TrainingArguments(
+    return TrainingArguments(
         output_dir=str(checkpoints_dir),
         per_device_train_batch_size=settings.batch_size,
         per_device_eval_batch_size=settings.batch_size,
         learning_rate=settings.peak_learning_rate,
         lr_scheduler_type="cosine",
         warmup_steps=0.1,
-        num_train_epochs=epochs,
-        max_steps=steps,
+        num_train_epochs=plan.epochs,
+        max_steps=plan.steps,
         eval_strategy="steps",
-        eval_steps=eval_every,
+        eval_steps=plan.eval_every,
         save_strategy="no" if settings.no_checkpoints else "steps",
-        save_steps=eval_every,
+        save_steps=plan.eval_every,
         save_total_limit=1,  # a 135M model's checkpoint with optimizer state is 1.6 GB
-        logging_steps=1 if steps <= 200 else steps // 200,
+        logging_steps=plan.logging_steps,
         # One fused kernel for AdamW's update, on CPU too: measured 0.04 s a step against 0.25 s for
         # the per-tensor loop on GPT-2 124M (2-core Zen 4), an eighth of the step.
         optim="adamw_torch_fused",
@@ -324,57 +294,22 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
         dataloader_pin_memory=on_gpu,
         disable_tqdm=bool(rank),  # one progress bar, the main process's
     )
-    trainer = Trainer(model=model, args=args, train_dataset=blocks["train"], eval_dataset=blocks["validation"],
-                      data_collator=default_data_collator, processing_class=tokenizer)
-    trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(QuietProgress())
-    if world == 1:  # under accelerate every process must agree on when to save, so every evaluation saves
-        trainer.add_callback(SaveNotTooOften())
 
-    # Perplexity on held-out posts, before
-    try:
-        before = trainer.evaluate()
-    except torch.OutOfMemoryError:
-        raise _out_of_memory(settings, base, on_gpu) from None
-    say(f"Validation perplexity before training: {math.exp(before['eval_loss']):.1f}")
 
-    # Train (from the last checkpoint when resuming)
-    # Resume from the newest whole checkpoint of this same run (data and settings),
-    # as after a crash or a disconnect; anything else there is stale or damaged.
-    fingerprint = {"dataset": info.__dict__, "settings": recipe(settings),
-                   "steps": steps}
-    with args.main_process_first(local=False, desc="checking checkpoints"):  # the main one cleans up first
-        last = usable_checkpoint(checkpoints_dir, fingerprint, say)
-        if rank == 0:
-            checkpoints_dir.mkdir(parents=True, exist_ok=True)
-            write_json(checkpoints_dir / RUN_FILE, fingerprint)
-    if last:
-        say(f"Resuming from {last.name}")
-    started = time.perf_counter()
-    try:
-        with freed_memory_kept():
-            result = trainer.train(resume_from_checkpoint=str(last) if last else None)
-            train_seconds = time.perf_counter() - started
-
-            # Perplexity, after
-            after = trainer.evaluate()
-    except torch.OutOfMemoryError:
-        raise _out_of_memory(settings, base, on_gpu) from None
-    say(f"Validation perplexity after training: {math.exp(after['eval_loss']):.1f} (before: "
-        f"{math.exp(before['eval_loss']):.1f}), {train_seconds:.0f} s of training")
-
-    # Save: model, tokenizer and sampling defaults, so pipeline() samples as we do
+def save_model(settings: Settings, trainer: Any, tokenizer: Any, model_dir: Path, checkpoints_dir: Path) -> None:
+    """Model, tokenizer and sampling defaults into model_dir (whole or not at all), so pipeline() samples as we
+    do; the checkpoints go, as the final model replaces them."""
+    model = trainer.model
     model.generation_config.update(do_sample=True, top_p=settings.top_p, temperature=settings.temperature,
                                    max_new_tokens=settings.max_new_tokens, eos_token_id=tokenizer.eos_token_id,
                                    pad_token_id=tokenizer.pad_token_id)
     staging = checkpoints_dir / "final"
     trainer.save_model(str(staging))  # every process takes part (FSDP gathers the weights); the main one writes
-    if rank:
-        say_all(f"Process {rank} of {world}: done")
-        return {"rank": rank}
+    if process_rank()[0]:
+        return
     with atomic_dir(model_dir) as tmp:
         if settings.lora:  # the adapters merged into the weights: a plain model that pipeline() loads without peft
-            trainer.model.merge_and_unload().save_pretrained(str(tmp))
+            model.merge_and_unload().save_pretrained(str(tmp))
         else:
             for item in staging.iterdir():
                 # Trainer's pickled arguments: the same facts are in huggingtweets.json, and a
@@ -382,10 +317,27 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
                 if item.name != "training_args.bin":
                     item.rename(tmp / item.name)
         tokenizer.save_pretrained(str(tmp))
-    shutil.rmtree(checkpoints_dir, ignore_errors=True)  # the final model replaces them
-    if world > 1:
-        say_all(f"Process 0 of {world}: done")
+    shutil.rmtree(checkpoints_dir, ignore_errors=True)
 
+
+def resume_point(settings: Settings, info: DatasetInfo, plan: StepPlan, args: Any, checkpoints_dir: Path,
+                 say: Callable[[str], None]) -> Path | None:
+    """The checkpoint to go on from, if any, after recording which run the checkpoints folder now belongs to."""
+    fingerprint = {"dataset": info.__dict__, "settings": recipe(settings), "steps": plan.steps}
+    with args.main_process_first(local=False, desc="checking checkpoints"):  # the main one cleans up first
+        last = usable_checkpoint(checkpoints_dir, fingerprint, say)
+        if process_rank()[0] == 0:
+            checkpoints_dir.mkdir(parents=True, exist_ok=True)
+            write_json(checkpoints_dir / RUN_FILE, fingerprint)
+    if last:
+        say(f"Resuming from {last.name}")
+    return last
+
+
+def run_metrics(settings: Settings, base: BaseModel, info: DatasetInfo, trainer: Any, result: Any,
+                before: dict[str, float], after: dict[str, float], train_seconds: float, precision: str,
+                why: str) -> dict[str, Any]:
+    """metrics.json: what was trained on what, how, and how well."""
     return {
         "base_model": base.hub_id or base.path,
         "base": {"hub_id": base.hub_id, "path": base.path, "display": base.display, "url": base.url,
@@ -408,3 +360,77 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
         "log_history": trainer.state.log_history,
     }
 
+
+def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_dir: Path,
+                checkpoints_dir: Path, say: Callable[[str], None] = print,
+                on_log: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Fine-tune and save. `on_log` gets each Trainer log entry as it happens
+    ({"step", "loss"} or {"step", "eval_loss"}, plus "max_steps"): the notebook
+    app draws its live loss plot from it."""
+    import torch
+    from transformers import Trainer, default_data_collator, set_seed
+    from transformers.trainer_callback import ProgressCallback
+
+    from .callbacks import QuietProgress, SaveNotTooOften
+
+    set_seed(settings.seed)
+    on_gpu = torch.cuda.is_available()
+    # Under `accelerate launch` or torchrun every process runs this function; Trainer shares the
+    # batches out (DDP), and only the main process speaks and writes.
+    rank, world = process_rank()
+    say_all = say
+    if rank:
+        say = lambda _: None  # noqa: E731
+
+    # Precision: measured on this machine, never assumed
+    precision, why = choose_precision(settings.precision)
+    say(f"Precision: {precision} ({why}); training on {host_description()}")
+
+    # Data (packed blocks written by `prepare`), model, and how long
+    info = DatasetInfo.read(dataset_dir)
+    blocks = load_blocks(dataset_dir)
+    model, tokenizer = setup_model(settings, base, say)
+    plan = plan_steps(settings, info.train_blocks, on_gpu, world)
+    if plan.capped:
+        say(plan.capped)
+    say(f"Training {base.display} on {info.train_blocks} blocks of {info.block_size} tokens "
+        f"({info.train_posts} posts), {plan.steps} steps at batch {settings.batch_size}"
+        + (f" in each of {world} processes" if world > 1 else ""))
+
+    args = training_arguments(settings, plan, precision, on_gpu, rank, checkpoints_dir)
+    trainer = Trainer(model=model, args=args, train_dataset=blocks["train"], eval_dataset=blocks["validation"],
+                      data_collator=default_data_collator, processing_class=tokenizer)
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(QuietProgress(on_log))
+    if world == 1:  # under accelerate every process must agree on when to save, so every evaluation saves
+        trainer.add_callback(SaveNotTooOften(settings.checkpoint_minutes))
+
+    # Perplexity on held-out posts, before
+    try:
+        before = trainer.evaluate()
+    except torch.OutOfMemoryError:
+        raise _out_of_memory(settings, base, on_gpu) from None
+    say(f"Validation perplexity before training: {math.exp(before['eval_loss']):.1f}")
+
+    # Resume from the newest whole checkpoint of this same run (data and settings),
+    # as after a crash or a disconnect; anything else there is stale or damaged.
+    last = resume_point(settings, info, plan, args, checkpoints_dir, say)
+
+    # Train, then perplexity after
+    started = time.perf_counter()
+    try:
+        with freed_memory_kept():
+            result = trainer.train(resume_from_checkpoint=str(last) if last else None)
+            train_seconds = time.perf_counter() - started
+            after = trainer.evaluate()
+    except torch.OutOfMemoryError:
+        raise _out_of_memory(settings, base, on_gpu) from None
+    say(f"Validation perplexity after training: {math.exp(after['eval_loss']):.1f} (before: "
+        f"{math.exp(before['eval_loss']):.1f}), {train_seconds:.0f} s of training")
+
+    save_model(settings, trainer, tokenizer, model_dir, checkpoints_dir)
+    if world > 1:
+        say_all(f"Process {rank} of {world}: done")
+    if rank:
+        return {"rank": rank}
+    return run_metrics(settings, base, info, trainer, result, before, after, train_seconds, precision, why)

@@ -126,3 +126,19 @@ def test_gradient_checkpointing_is_turned_on_in_the_model_without_a_deprecation_
     assert metrics["steps"] == 2 and len(calls) == 1
     assert "use_reentrant" in str(calls[0]) and "False" in str(calls[0])
     assert not [w for w in recwarn if "checkpointing" in str(w.message) and "deprecated" in str(w.message)]
+
+
+def test_the_step_plan_caps_a_cpu_run_and_says_so_and_runs_a_gpu_one_whole():
+    from huggingtweets.train import CPU_MAX_STEPS, plan_steps
+
+    settings = ht.Settings(batch_size=8)
+    cpu = plan_steps(settings, train_blocks=8 * 100, on_gpu=False)
+    assert (cpu.steps_per_epoch, cpu.planned, cpu.steps) == (100, 200, CPU_MAX_STEPS)
+    assert cpu.capped.startswith(f"CPU only: training capped at {CPU_MAX_STEPS} steps (1.2 of 2 passes")
+    gpu = plan_steps(settings, train_blocks=8 * 100, on_gpu=True)
+    assert (gpu.steps, gpu.capped, gpu.eval_every, gpu.logging_steps) == (200, None, 50, 1)
+    # Under 2 processes each step takes twice the blocks; --max-steps caps with its own words
+    two = plan_steps(ht.Settings(batch_size=8, max_steps=30), train_blocks=801, on_gpu=True, world=2)
+    assert (two.steps_per_epoch, two.steps, two.eval_every) == (51, 30, 7)
+    assert two.capped == "Training capped at 30 steps by --max-steps (0.6 of 2 passes over 801 blocks)"
+    assert plan_steps(ht.Settings(epochs=1, max_steps=-1), 10, on_gpu=False).steps == 2
