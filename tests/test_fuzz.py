@@ -77,6 +77,16 @@ def check_message(e: SourceError) -> None:
     assert "\n" not in message and "\r" not in message, f"not one line: {message!r}"
 
 
+def read_checked(read, folder: Path) -> None:
+    """`read()` raises only SourceError, with a good message, or returns posts that pass check_posts."""
+    try:
+        posts = read()
+    except SourceError as e:
+        check_message(e)
+    else:
+        check_posts(posts, folder)
+
+
 def check_posts(posts, folder: Path) -> None:
     """What a parser returns must be Posts that the rest of the pipeline can take."""
     assert isinstance(posts, list)
@@ -260,12 +270,7 @@ def read_both(path: Path, folder: Path, data: bytes | None = None) -> None:
         path.write_bytes(data)
     name = account_name(path)
     assert name == path.stem or archive.USERNAME.fullmatch(name), name
-    try:
-        posts = read_archive(path, handle="me")
-    except SourceError as e:
-        check_message(e)
-    else:
-        check_posts(posts, folder)
+    read_checked(lambda: read_archive(path, handle="me"), folder)
 
 
 @st.composite
@@ -432,12 +437,7 @@ def read_export(path: Path, folder: Path, include_private: bool = False) -> None
 
     name = account_name(path)
     assert isinstance(name, str) and name and safe_name(name) == name, name
-    try:
-        posts = read_archive(path, handle="me", include_private=include_private)
-    except SourceError as e:
-        check_message(e)
-    else:
-        check_posts(posts, folder)
+    read_checked(lambda: read_archive(path, handle="me", include_private=include_private), folder)
 
 
 VALID_CAR = eb.bsky_car(12)
@@ -869,25 +869,24 @@ EACH_NETWORK = pytest.mark.parametrize("net", FUZZED, ids=[n.name for n in FUZZE
 
 
 @EACH_NETWORK
-@fuzz(400)
-@given(st.data(), STATUSES)
-def test_network_pages(loopback, tmp_path, fuzz_tried, net, data, status):
-    tried(fuzz_tried, net.labels[0])
-    body, headers = data.draw(bodies(net.page), "body"), data.draw(net.page_headers, "headers")
-    serve(loopback, net.lookup_route, Reply(200, net.lookup))
-    serve(loopback, net.page_route, Reply(status, body, headers=headers))
-    drain(net.source(loopback), tmp_path)
+@pytest.mark.parametrize("fuzzed", ["pages", "lookup"])
+def test_network_replies(loopback, tmp_path, fuzz_tried, net, fuzzed):
+    """One reply fuzzed, the other as the server gives it: the status pages (400 examples a network), or the
+    account lookup (200)."""
+    pages = fuzzed == "pages"
 
+    @fuzz(400 if pages else 200)
+    @given(st.data(), STATUSES)
+    def one(data, status):
+        tried(fuzz_tried, net.labels[0 if pages else 1])
+        example, headers = (net.page, net.page_headers) if pages else (net.lookup, net.lookup_headers)
+        body, headers = data.draw(bodies(example), "body"), data.draw(headers, "headers")
+        serve(loopback, net.lookup_route, Reply(status, body, headers=headers) if not pages else Reply(200, net.lookup))
+        serve(loopback, net.page_route, Reply(status, body, headers=headers) if pages else
+              Reply(200, net.pages_after_lookup))
+        drain(net.source(loopback), tmp_path)
 
-@EACH_NETWORK
-@fuzz(200)
-@given(st.data(), STATUSES)
-def test_network_account_lookup(loopback, tmp_path, fuzz_tried, net, data, status):
-    tried(fuzz_tried, net.labels[1])
-    body, headers = data.draw(bodies(net.lookup), "body"), data.draw(net.lookup_headers, "headers")
-    serve(loopback, net.lookup_route, Reply(status, body, headers=headers))
-    serve(loopback, net.page_route, Reply(200, net.pages_after_lookup))
-    drain(net.source(loopback), tmp_path)
+    one()
 
 
 @EACH_NETWORK
@@ -912,12 +911,7 @@ SUFFIXES = st.sampled_from([".jsonl", ".ndjson", ".json", ".csv", ".txt", ""])
 def read_posts_file(folder: Path, suffix: str, data: bytes) -> None:
     path = folder / f"posts{suffix}"
     path.write_bytes(data)
-    try:
-        posts = read_file(path, handle="me")
-    except SourceError as e:
-        check_message(e)
-    else:
-        check_posts(posts, folder)
+    read_checked(lambda: read_file(path, handle="me"), folder)
 
 
 @fuzz(300)
