@@ -13,14 +13,19 @@ token never sits in the widget state a notebook can save.
 
 Headless (tests, nbclient), output is written by assigning `Output.outputs`,
 never with `with out:` from a click handler or a thread (that can hang there).
+
+Reading order: the section builders (`_accounts_section` ... `_publish_section`) make
+the page and keep its widgets on the App; `Jobs` runs one step at a time in a thread
+and keeps its error as one line; the steps (`_fetch` ... `_publish`) call the library
+and show what it gives, rendered by the `*_html` functions.
 """
 
 from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import html
-import io
 import re
 import sys
 import threading
@@ -34,6 +39,8 @@ import huggingtweets as ht
 # The steps through their module (the same functions as ht.fetch, ht.train...): the attribute
 # ht.train is replaced by the submodule huggingtweets.train once that is first imported.
 from huggingtweets import pipeline
+from huggingtweets.errors import one_line
+from huggingtweets.plots import loss_history, loss_png
 
 # (label, kind) for the source picker; kind is what the spec starts with
 SOURCE_KINDS = [
@@ -68,11 +75,6 @@ def esc(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
-def one_line(text: Any, limit: int = 400) -> str:
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
 def stats_frame(by_account: dict[str, "ht.Stats"]):
     """The card's table as a DataFrame: a column per account, plus Total when several."""
     import pandas as pd
@@ -84,34 +86,6 @@ def stats_frame(by_account: dict[str, "ht.Stats"]):
     frame = pd.DataFrame({name: [value for _, value in s.rows()] for name, s in columns.items()}, index=labels)
     frame.index.name = "Data"
     return frame
-
-
-def loss_png(log_history: list[dict[str, Any]]) -> bytes:
-    """Train and validation loss against the step, as a PNG (no pyplot: safe in a thread)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
-    train = [(e["step"], e["loss"]) for e in log_history if "loss" in e and "step" in e]
-    evals = [(e["step"], e["eval_loss"]) for e in log_history if "eval_loss" in e and "step" in e]
-    fig = Figure(figsize=(6.4, 3.4), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    if train:
-        ax.plot(*zip(*train), label="train loss", color="#1f77b4", linewidth=1.2)
-    if evals:
-        ax.plot(*zip(*evals), "o-", label="validation loss", color="#d62728", linewidth=1.2, markersize=4)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss (cross-entropy)")
-    ax.set_title("Training: train and validation loss")
-    ax.grid(alpha=0.3)
-    if train or evals:
-        ax.legend(loc="upper right")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
 
 
 def _png_output(png: bytes, text: str) -> dict[str, Any]:
@@ -197,6 +171,277 @@ class SourceRow(widgets.HBox):
         return f"{kind}:{target}"
 
 
+def _heading(text: str) -> widgets.HTML:
+    return widgets.HTML(f"<h4 style='margin:8px 0 2px'>{text}</h4>")
+
+
+def _step_row(description: str, icon: str, tooltip: str, css: str, bar: str,
+              start: Callable[[], bool]) -> tuple[widgets.Button, widgets.IntProgress]:
+    """A step's button, which starts it, and its progress bar."""
+    button = widgets.Button(description=description, button_style="primary", icon=icon, tooltip=tooltip)
+    button.add_class(css)
+    button.on_click(lambda b: start())
+    progress = widgets.IntProgress(value=0, min=0, max=1, description=bar, layout=widgets.Layout(width="24rem"))
+    return button, progress
+
+
+def _html(css: str) -> widgets.HTML:
+    widget = widgets.HTML()
+    widget.add_class(css)
+    return widget
+
+
+def _output(css: str) -> widgets.Output:
+    widget = widgets.Output()
+    widget.add_class(css)
+    return widget
+
+
+def posts_html(filtered: "ht.Filtered", kept: int = 5, dropped: int = 3) -> str:
+    items = [f"<li>{esc(p.text)}</li>" for p in filtered.kept[:kept]]
+    gone = [f"<li><i>{esc(reason)}:</i> {esc(p.text)}</li>" for p, reason in filtered.dropped[:dropped]]
+    markup = f"<div><b>Some kept posts</b> (cleaned, as the model sees them)<ul>{''.join(items)}</ul>"
+    if gone:
+        markup += f"<b>Some dropped posts</b><ul>{''.join(gone)}</ul>"
+    return markup + "</div>"
+
+
+def perplexity_html(m: dict[str, Any]) -> str:
+    return (f"Validation perplexity: <b>{m['eval_perplexity_before']:.1f}</b> before training, "
+            f"<b>{m['eval_perplexity_after']:.1f}</b> after (lower is better), {m['train_seconds']:.0f} s "
+            f"of training, {m['steps']} steps")
+
+
+def evaluation_html(e: "ht.Evaluation") -> str:
+    base = f"{e.voice_match_base:.0%}" if e.voice_match_base is not None else "-"
+    auc = (f"; a classifier tells the bot's samples from real posts with an AUC of <b>{e.auc:.2f}</b> "
+           "(0.5: it cannot)" if e.auc is not None else "")
+    return (f"Voice match: <b>{e.voice_match:.0%}</b> of the bot's samples sound like the account (base model "
+            f"{base}, held-out real posts {e.voice_match_real:.0%}){auc}. Held-out bits per byte "
+            f"{e.bits_per_byte_before:.2f} before, <b>{e.bits_per_byte_after:.2f}</b> after; "
+            f"{e.short_share:.0%} of samples empty or one word, {e.copy_share:.0%} copy a training post.")
+
+
+def samples_html(samples: list, drop_copies: bool) -> str:
+    shown = [s for s in samples if not (drop_copies and s.copy)]
+    items = "".join(
+        f"<li style='white-space:pre-wrap'>{esc(s.text)}"
+        + (" <i>(copies a training post)</i>" if s.copy else "") + "</li>" for s in shown)
+    left_out = len(samples) - len(shown)
+    note = (f"<p><i>{left_out} of {len(samples)} samples left out: they copied a training post.</i></p>"
+            if left_out else "")
+    return f"<ol>{items}</ol>{note}"
+
+
+def export_html(path: Path) -> str:
+    from .export import ollama_name, size_text
+
+    return (f"<code>{esc(path)}</code> ({size_text(path.stat().st_size)}), with an Ollama "
+            f"<code>Modelfile</code> beside it: <code>ollama create {esc(ollama_name(path.stem))} -f "
+            f"{esc(path.with_name('Modelfile'))}</code>")
+
+
+class Jobs:
+    """One job at a time, in a background thread; what went wrong is kept as one line.
+    `changed()` runs whenever `busy` flips (the app greys its buttons); `ended(error)` when a
+    job ends, just before it flips back."""
+
+    def __init__(self, status: widgets.HTML, error: widgets.HTML, changed: Callable[[], None],
+                 ended: Callable[[BaseException | None], None]):
+        self.status, self.error = status, error
+        self._changed, self._ended = changed, ended
+        self.busy = False
+        self.thread: threading.Thread | None = None
+        self.last_error: str | None = None
+        self.last_exception: BaseException | None = None
+        self._lock = threading.Lock()
+
+    def start(self, what: str, work: Callable[["ht.Settings"], None], settings: Callable[[], "ht.Settings"]) -> bool:
+        """Run `work(settings())` in a background thread; False (and nothing done) while busy."""
+        with self._lock:
+            if self.busy:
+                return False
+            self.busy = True
+        self._changed()
+        self.error.value = ""
+        self.last_error = None
+        try:
+            chosen = settings()
+        except Exception as e:  # noqa: BLE001 - shown as one line
+            self._finish(e)
+            return False
+        self.status.value = f"<i>{esc(what)}…</i>"
+        self.thread = threading.Thread(target=self._run, args=(work, chosen), name=f"huggingtweets-{what}",
+                                       daemon=True)
+        self.thread.start()
+        return True
+
+    def _run(self, work: Callable[["ht.Settings"], None], settings: "ht.Settings") -> None:
+        _quiet_thread_output()
+        error = None
+        try:
+            work(settings)
+        except BaseException as e:  # noqa: BLE001 - shown as one line, never a traceback
+            error = e
+        self._finish(error)
+
+    def _finish(self, error: BaseException | None) -> None:
+        if error is not None:
+            self.last_exception = error
+            # a user's error by its message; anything else is a bug, named by its repr
+            text = str(error) if isinstance(error, ht.HuggingtweetsError) else repr(error)
+            self.last_error = "error: " + one_line(text, 400)
+            self.error.value = f"<span style='color:#b00020'>{esc(self.last_error)}</span>"
+        self.status.value = ""
+        self._ended(error)
+        with self._lock:
+            self.busy = False
+        self._changed()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the background work; True when nothing is running any more."""
+        thread = self.thread
+        if thread is not None:
+            thread.join(timeout)
+        return not self.busy
+
+
+def _rows_from(sources: list[str]) -> list[tuple[str, str]]:
+    """(kind, target) of the first accounts among `sources`, for the rows to start with."""
+    rows = []
+    for source in sources[:MAX_ACCOUNTS]:
+        try:
+            spec = ht.parse_source(source)
+        except ht.HuggingtweetsError:
+            continue
+        kind = {"snscrape": "x"}.get(spec.kind, spec.kind)
+        rows.append((kind, "" if kind == "sample" else spec.target))
+    return rows or [("sample", "")]
+
+
+# Section builders: each makes one part of the page, keeps its widgets on the app (tests and
+# notebooks reach them as app.fetch_button, app.rows...) and returns what goes on the page.
+
+def _accounts_section(app: "App") -> list[widgets.Widget]:
+    rows = _rows_from(app.base.sources)
+    app.count = widgets.Dropdown(options=[1, 2, 3], value=len(rows), description="Accounts",
+                                 layout=widgets.Layout(width="12rem"))
+    app.count.add_class("ht-count")
+    while len(rows) < MAX_ACCOUNTS:
+        rows.append(("bsky", ""))
+    app.rows = [SourceRow(i + 1, kind, target, uploads=lambda: app.base.work / "uploads")
+                for i, (kind, target) in enumerate(rows)]
+    app.others_note = widgets.HTML(f"<div style='border-left:4px solid #e0a800;padding:4px 8px;"
+                                   f"background:#fff8e1'>{OTHERS_NOTE}</div>")
+    app.x_token = widgets.Password(description="X token", placeholder="X API bearer token (kept in memory only)",
+                                   continuous_update=False, layout=widgets.Layout(width="30rem"))
+    app.x_token_status = widgets.HTML()
+    app.x_token_box = widgets.HBox([app.x_token, app.x_token_status])
+    app.count.observe(app._accounts_changed, "value")
+    for row in app.rows:
+        row.kind.observe(app._accounts_changed, "value")
+    app.x_token.observe(lambda change: app._token_arrived(change, "x"), "value")
+    return [_heading("1. Accounts"), app.count, *app.rows, app.others_note, app.x_token_box]
+
+
+def _model_section(app: "App") -> list[widgets.Widget]:
+    base = app.base
+    app.model = widgets.Combobox(value=base.model, options=MODEL_CHOICES, ensure_option=False,
+                                 description="Base model", placeholder="a Hub name or a local folder",
+                                 layout=widgets.Layout(width="30rem"))
+    app.max_steps = widgets.BoundedIntText(value=base.max_steps if (base.max_steps or 0) > 0 else 0,
+                                           min=0, max=1_000_000, description="Max steps",
+                                           layout=widgets.Layout(width="12rem"))
+    app.max_steps.add_class("ht-max-steps")
+    app.epochs = widgets.BoundedFloatText(value=base.epochs or 0, min=0, max=100, step=0.5,
+                                          description="Epochs", layout=widgets.Layout(width="12rem"))
+    length_hint = widgets.HTML("<small>0 = default: 2 passes; on a CPU capped at 120 steps (minutes)</small>")
+    return [_heading("2. Base model and training length"), app.model, widgets.HBox([app.max_steps, app.epochs]),
+            length_hint]
+
+
+def _fetch_section(app: "App") -> list[widgets.Widget]:
+    app.fetch_button, app.fetch_progress = _step_row(
+        "Fetch posts", "download", "download the posts, filter them and build the dataset", "ht-fetch", "Fetch",
+        app.start_fetch)
+    app.stats_output, app.posts_preview = _output("ht-stats"), _html("ht-posts")
+    return [_heading("3. Fetch and filter"), widgets.HBox([app.fetch_button, app.fetch_progress]),
+            app.stats_output, app.posts_preview]
+
+
+def _train_section(app: "App") -> list[widgets.Widget]:
+    app.train_button, app.train_progress = _step_row(
+        "Train", "play", "fine-tune the base model on the kept posts", "ht-train", "Training", app.start_train)
+    app.plot_output = _output("ht-plot")
+    app.perplexity, app.voice = _html("ht-perplexity"), _html("ht-voice")  # voice: the evaluation, after training
+    return [_heading("4. Train"), widgets.HBox([app.train_button, app.train_progress]), app.plot_output,
+            app.perplexity, app.voice]
+
+
+def _samples_section(app: "App") -> list[widgets.Widget]:
+    app.prompt = widgets.Text(value=app.base.prompt, description="Prompt", layout=widgets.Layout(width="24rem"))
+    app.prompt.add_class("ht-prompt")
+    # As in the CLI (Settings.drop_copies, off): a copy is shown, flagged, so you see how often the bot copies.
+    app.drop_copies = widgets.Checkbox(value=app.base.drop_copies, indent=False,
+                                       description="Leave out samples that copy a training post")
+    app.num_samples = widgets.BoundedIntText(value=app.base.num_samples, min=1, max=20, description="Samples",
+                                             layout=widgets.Layout(width="10rem"))
+    app.sample_button = widgets.Button(description="Generate", button_style="primary", icon="comment",
+                                       tooltip="sample from the trained model")
+    app.sample_button.add_class("ht-sample")
+    app.samples_html = _html("ht-samples")
+    app.sample_button.on_click(lambda b: app.start_sample())
+    return [_heading("5. Samples"), widgets.HBox([app.prompt, app.num_samples, app.sample_button]), app.drop_copies,
+            app.samples_html]
+
+
+def _export_section(app: "App") -> widgets.VBox:
+    """GGUF for llama.cpp and Ollama; shown once a model exists."""
+    app.quant = widgets.Dropdown(options=[("f16 (as trained)", "f16"), ("q8_0 (8-bit, smaller)", "q8_0")],
+                                 value="f16", description="GGUF", layout=widgets.Layout(width="16rem"))
+    app.export_button = widgets.Button(description="Export", icon="download", disabled=True,
+                                       tooltip="write the bot as a GGUF file and an Ollama Modelfile")
+    app.export_button.add_class("ht-export")
+    app.export_status = _html("ht-export-status")
+    app.export_button.on_click(lambda b: app.start_export())
+    app.export_box = widgets.VBox([
+        widgets.HTML("<h4 style='margin:4px 0'>Take it home: llama.cpp and Ollama</h4>"),
+        widgets.HBox([app.quant, app.export_button]), app.export_status])
+    app.export_box.layout.display = "none"
+    return app.export_box
+
+
+def _publish_section(app: "App") -> widgets.VBox:
+    """Publishing to the Hub; shown once a model exists."""
+    app.consent = widgets.Checkbox(value=False, indent=False, layout=widgets.Layout(width="auto"),
+                                   description="This is my account, or the person consented to a public bot")
+    app.consent_kind = widgets.Dropdown(options=[("it is my account", "self"), ("its owner agreed", "given")],
+                                        value="self", layout=widgets.Layout(width="12rem"))
+    app.consent_box = widgets.HBox([app.consent, app.consent_kind])
+    # Only needed where the base model's own card names no licence (push refuses without one).
+    app.license = widgets.Text(description="Licence", placeholder="mit, apache-2.0 ... (default: the base model's)",
+                               layout=widgets.Layout(width="28rem"))
+    app.repo_id = widgets.Text(description="Repo id", placeholder="ORG/NAME (default: the bot's name, yours)",
+                               layout=widgets.Layout(width="30rem"))
+    app.hf_token = widgets.Password(description="HF token",
+                                    placeholder="a write token (default: HF_TOKEN or your login)",
+                                    continuous_update=False, layout=widgets.Layout(width="30rem"))
+    app.hf_token_status = widgets.HTML()
+    app.publish_button = widgets.Button(description="Publish", icon="upload", disabled=True,
+                                        tooltip="upload the model and its card to the Hugging Face Hub")
+    app.publish_button.add_class("ht-publish")
+    app.publish_status = widgets.HTML()
+    app.consent.observe(lambda change: app._set_buttons(), "value")
+    app.hf_token.observe(lambda change: app._token_arrived(change, "hf"), "value")
+    app.publish_button.on_click(lambda b: app.start_publish())
+    app.publish_box = widgets.VBox([
+        widgets.HTML("<h4 style='margin:4px 0'>Publish to the Hugging Face Hub</h4>"),
+        app.consent_box, app.repo_id, app.license, widgets.HBox([app.hf_token, app.hf_token_status]),
+        widgets.HBox([app.publish_button, app.publish_status])])
+    app.publish_box.layout.display = "none"
+    return app.publish_box
+
+
 class App(widgets.VBox):
     """The whole app, a VBox. `build_app()` returns one; tests drive its buttons with
     `.click()` and `wait()` for the background work."""
@@ -204,172 +449,36 @@ class App(widgets.VBox):
     def __init__(self, settings: "ht.Settings | None" = None):
         super().__init__()
         self.base = settings or ht.Settings()
-        self.busy = False
-        self.thread: threading.Thread | None = None
-        self.last_error: str | None = None
-        self.last_exception: BaseException | None = None
         self.stats_frame = None
         self.metrics: dict[str, Any] | None = None
         self.samples: list = []
         self.log_history: list[dict[str, Any]] = []
         self.messages: list[str] = []
-        self._lock = threading.Lock()
         self._tokens: dict[str, str] = {}  # "x", "hf": in memory only
         self._last_plot = 0.0
-
-        title = widgets.HTML("<h3 style='margin:0'>huggingtweets</h3>"
-                             "<div>Turn an account's posts into a language model that writes like it.</div>")
-
-        # Accounts
-        rows = self._rows_from(self.base.sources)
-        self.count = widgets.Dropdown(options=[1, 2, 3], value=len(rows), description="Accounts",
-                                      layout=widgets.Layout(width="12rem"))
-        while len(rows) < MAX_ACCOUNTS:
-            rows.append(("bsky", ""))
-        self.rows = [SourceRow(i + 1, kind, target, uploads=lambda: self.base.work / "uploads")
-                     for i, (kind, target) in enumerate(rows)]
-        self.others_note = widgets.HTML(f"<div style='border-left:4px solid #e0a800;padding:4px 8px;"
-                                        f"background:#fff8e1'>{OTHERS_NOTE}</div>")
-        self.x_token = widgets.Password(description="X token", placeholder="X API bearer token (kept in memory only)",
-                                        continuous_update=False, layout=widgets.Layout(width="30rem"))
-        self.x_token_status = widgets.HTML()
-        self.x_token_box = widgets.HBox([self.x_token, self.x_token_status])
-        self.count.observe(self._accounts_changed, "value")
-        for row in self.rows:
-            row.kind.observe(self._accounts_changed, "value")
-        self.x_token.observe(lambda change: self._token_arrived(change, "x"), "value")
-
-        # Model and training length
-        self.model = widgets.Combobox(value=self.base.model, options=MODEL_CHOICES, ensure_option=False,
-                                      description="Base model", placeholder="a Hub name or a local folder",
-                                      layout=widgets.Layout(width="30rem"))
-        self.max_steps = widgets.BoundedIntText(value=self.base.max_steps if (self.base.max_steps or 0) > 0 else 0,
-                                                min=0, max=1_000_000, description="Max steps",
-                                                layout=widgets.Layout(width="12rem"))
-        self.epochs = widgets.BoundedFloatText(value=self.base.epochs or 0, min=0, max=100, step=0.5,
-                                               description="Epochs", layout=widgets.Layout(width="12rem"))
-        length_hint = widgets.HTML("<small>0 = default: 2 passes; on a CPU capped at "
-                                   "120 steps (minutes)</small>")
-
-        # Step 1: fetch and prepare
-        self.fetch_button = widgets.Button(description="Fetch posts", button_style="primary", icon="download",
-                                           tooltip="download the posts, filter them and build the dataset")
-        self.fetch_progress = widgets.IntProgress(value=0, min=0, max=1, description="Fetch",
-                                                  layout=widgets.Layout(width="24rem"))
-        self.stats_output = widgets.Output()
-        self.posts_preview = widgets.HTML()
-
-        # Step 2: train
-        self.train_button = widgets.Button(description="Train", button_style="primary", icon="play",
-                                           tooltip="fine-tune the base model on the kept posts")
-        self.train_progress = widgets.IntProgress(value=0, min=0, max=1, description="Training",
-                                                  layout=widgets.Layout(width="24rem"))
-        self.plot_output = widgets.Output()
-        self.perplexity = widgets.HTML()
-        self.voice = widgets.HTML()  # the evaluation, once training is done
-
-        # Step 3: samples
-        self.prompt = widgets.Text(value=self.base.prompt, description="Prompt", layout=widgets.Layout(width="24rem"))
-        # As in the CLI (Settings.drop_copies, off): a copy is shown, flagged, so you see how often the bot copies.
-        self.drop_copies = widgets.Checkbox(value=self.base.drop_copies, indent=False,
-                                            description="Leave out samples that copy a training post")
-        self.num_samples = widgets.BoundedIntText(value=self.base.num_samples, min=1, max=20, description="Samples",
-                                                  layout=widgets.Layout(width="10rem"))
-        self.sample_button = widgets.Button(description="Generate", button_style="primary", icon="comment",
-                                            tooltip="sample from the trained model")
-        self.samples_html = widgets.HTML()
-
-        # Export: GGUF for llama.cpp and Ollama, appears once a model exists
-        self.quant = widgets.Dropdown(options=[("f16 (as trained)", "f16"), ("q8_0 (8-bit, smaller)", "q8_0")],
-                                      value="f16", description="GGUF", layout=widgets.Layout(width="16rem"))
-        self.export_button = widgets.Button(description="Export", icon="download", disabled=True,
-                                            tooltip="write the bot as a GGUF file and an Ollama Modelfile")
-        self.export_status = widgets.HTML()
-        self.export_box = widgets.VBox([
-            widgets.HTML("<h4 style='margin:4px 0'>Take it home: llama.cpp and Ollama</h4>"),
-            widgets.HBox([self.quant, self.export_button]), self.export_status])
-        self.export_box.layout.display = "none"
-
-        # Publish: appears once a model exists
-        self.consent = widgets.Checkbox(value=False, indent=False, layout=widgets.Layout(width="auto"),
-                                        description="This is my account, or the person consented to a public bot")
-        self.consent_kind = widgets.Dropdown(options=[("it is my account", "self"), ("its owner agreed", "given")],
-                                             value="self", layout=widgets.Layout(width="12rem"))
-        self.consent_box = widgets.HBox([self.consent, self.consent_kind])
-        # Only needed where the base model's own card names no licence (push refuses without one).
-        self.license = widgets.Text(description="Licence", placeholder="mit, apache-2.0 ... (default: the base model's)",
-                                    layout=widgets.Layout(width="28rem"))
-        self.repo_id = widgets.Text(description="Repo id", placeholder="ORG/NAME (default: the bot's name, yours)",
-                                    layout=widgets.Layout(width="30rem"))
-        self.hf_token = widgets.Password(description="HF token",
-                                         placeholder="a write token (default: HF_TOKEN or your login)",
-                                         continuous_update=False, layout=widgets.Layout(width="30rem"))
-        self.hf_token_status = widgets.HTML()
-        self.publish_button = widgets.Button(description="Publish", icon="upload", disabled=True,
-                                             tooltip="upload the model and its card to the Hugging Face Hub")
-        self.publish_status = widgets.HTML()
-        self.consent.observe(lambda change: self._set_buttons(), "value")
-        self.hf_token.observe(lambda change: self._token_arrived(change, "hf"), "value")
-        self.publish_box = widgets.VBox([
-            widgets.HTML("<h4 style='margin:4px 0'>Publish to the Hugging Face Hub</h4>"),
-            self.consent_box, self.repo_id, self.license, widgets.HBox([self.hf_token, self.hf_token_status]),
-            widgets.HBox([self.publish_button, self.publish_status])])
-        self.publish_box.layout.display = "none"
-
-        # Status, errors, details
-        self.status = widgets.HTML()
-        self.error = widgets.HTML()
-        self.details = widgets.HTML()
+        self.status, self.error, self.details = _html("ht-status"), _html("ht-error"), widgets.HTML()
+        self.jobs = Jobs(self.status, self.error, changed=self._set_buttons, ended=self._job_ended)
         details = widgets.Accordion(children=[self.details])
         details.set_title(0, "Details (every message)")
         details.selected_index = None
-
-        for w, name in [(self.fetch_button, "ht-fetch"), (self.train_button, "ht-train"),
-                        (self.sample_button, "ht-sample"), (self.publish_button, "ht-publish"),
-                        (self.export_button, "ht-export"), (self.export_status, "ht-export-status"),
-                        (self.stats_output, "ht-stats"), (self.posts_preview, "ht-posts"),
-                        (self.plot_output, "ht-plot"), (self.perplexity, "ht-perplexity"), (self.voice, "ht-voice"),
-                        (self.samples_html, "ht-samples"), (self.status, "ht-status"), (self.error, "ht-error"),
-                        (self.count, "ht-count"), (self.prompt, "ht-prompt"), (self.max_steps, "ht-max-steps")]:
-            w.add_class(name)
-        self.fetch_button.on_click(lambda b: self.start_fetch())
-        self.train_button.on_click(lambda b: self.start_train())
-        self.sample_button.on_click(lambda b: self.start_sample())
-        self.publish_button.on_click(lambda b: self.start_publish())
-        self.export_button.on_click(lambda b: self.start_export())
-
-        heading = lambda text: widgets.HTML(f"<h4 style='margin:8px 0 2px'>{text}</h4>")  # noqa: E731
         self.children = [
-            title,
-            heading("1. Accounts"), self.count, *self.rows, self.others_note, self.x_token_box,
-            heading("2. Base model and training length"), self.model, widgets.HBox([self.max_steps, self.epochs]),
-            length_hint,
-            heading("3. Fetch and filter"), widgets.HBox([self.fetch_button, self.fetch_progress]),
-            self.stats_output, self.posts_preview,
-            heading("4. Train"), widgets.HBox([self.train_button, self.train_progress]), self.plot_output,
-            self.perplexity,
-            self.voice,
-            heading("5. Samples"), widgets.HBox([self.prompt, self.num_samples, self.sample_button]), self.drop_copies,
-            self.samples_html,
-            self.export_box,
-            self.publish_box,
-            self.status, self.error, details,
-        ]
+            widgets.HTML("<h3 style='margin:0'>huggingtweets</h3>"
+                         "<div>Turn an account's posts into a language model that writes like it.</div>"),
+            *_accounts_section(self), *_model_section(self), *_fetch_section(self), *_train_section(self),
+            *_samples_section(self), _export_section(self), _publish_section(self), self.status, self.error, details]
         self._accounts_changed()
 
-    # ---- inputs -----------------------------------------------------------------
+    # The job runner's state, as tests and notebooks read it from the app.
+    busy = property(lambda self: self.jobs.busy)
+    thread = property(lambda self: self.jobs.thread)
+    last_error = property(lambda self: self.jobs.last_error)
+    last_exception = property(lambda self: self.jobs.last_exception)
 
-    @staticmethod
-    def _rows_from(sources: list[str]) -> list[tuple[str, str]]:
-        rows = []
-        for source in sources[:MAX_ACCOUNTS]:
-            try:
-                spec = ht.parse_source(source)
-            except ht.HuggingtweetsError:
-                continue
-            kind = {"snscrape": "x"}.get(spec.kind, spec.kind)
-            rows.append((kind, "" if kind == "sample" else spec.target))
-        return rows or [("sample", "")]
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the background work; True when nothing is running any more."""
+        return self.jobs.wait(timeout)
+
+    # ---- inputs -----------------------------------------------------------------
 
     def active_rows(self) -> list[SourceRow]:
         return self.rows[: self.count.value]
@@ -413,67 +522,23 @@ class App(widgets.VBox):
             prompt=self.prompt.value, num_samples=self.num_samples.value,
             x_bearer_token=self._tokens.get("x") or self.base.x_bearer_token)
 
-    # ---- running work -----------------------------------------------------------
+    # ---- what the page shows around a job --------------------------------------------
 
     def _set_buttons(self) -> None:
         for button in (self.fetch_button, self.train_button, self.sample_button, self.export_button):
             button.disabled = self.busy
         self.publish_button.disabled = self.busy or not (self.consent.value or self.sample_only())
 
-    def _start(self, what: str, work: Callable[["ht.Settings"], None]) -> bool:
-        """Run `work(settings)` in a background thread; False (and nothing done) while busy."""
-        with self._lock:
-            if self.busy:
-                return False
-            self.busy = True
-        self._set_buttons()
-        self.error.value = ""
-        self.last_error = None
+    def _job_ended(self, error: BaseException | None) -> None:
+        for bar in (self.fetch_progress, self.train_progress):
+            if error is not None and bar.bar_style == "info":
+                bar.bar_style = "danger"
         try:
-            settings = self.settings()
-        except Exception as e:  # noqa: BLE001 - shown as one line
-            self._finish(e)
-            return False
-        self.status.value = f"<i>{esc(what)}…</i>"
-        self.thread = threading.Thread(target=self._run, args=(work, settings), name=f"huggingtweets-{what}",
-                                       daemon=True)
-        self.thread.start()
-        return True
-
-    def _run(self, work: Callable[["ht.Settings"], None], settings: "ht.Settings") -> None:
-        _quiet_thread_output()
-        error = None
-        try:
-            work(settings)
-        except BaseException as e:  # noqa: BLE001 - shown as one line, never a traceback
-            error = e
-        self._finish(error)
-
-    def _finish(self, error: BaseException | None) -> None:
-        if error is not None:
-            self.last_exception = error
-            if isinstance(error, ht.HuggingtweetsError):
-                self.last_error = "error: " + one_line(error)
-            else:
-                self.last_error = "error: " + one_line(repr(error))
-            self.error.value = f"<span style='color:#b00020'>{esc(self.last_error)}</span>"
-            self.status.value = ""
-            for bar in (self.fetch_progress, self.train_progress):
-                if bar.bar_style == "info":
-                    bar.bar_style = "danger"
-        else:
-            self.status.value = ""
-        self._refresh_model_state()
-        with self._lock:
-            self.busy = False
-        self._set_buttons()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait for the background work; True when nothing is running any more."""
-        thread = self.thread
-        if thread is not None:
-            thread.join(timeout)
-        return not self.busy
+            has_model = (ht.Workspace.of(self.settings()).model / "config.json").exists()
+        except Exception:  # noqa: BLE001 - inputs half typed: nothing to show yet
+            has_model = False
+        self.publish_box.layout.display = "" if has_model else "none"
+        self.export_box.layout.display = "" if has_model else "none"
 
     def say(self, message: str) -> None:
         lines = str(message).splitlines() or [""]
@@ -484,164 +549,123 @@ class App(widgets.VBox):
         if lines[-1].strip():
             self.status.value = f"<i>{esc(one_line(lines[-1], 200))}</i>"
 
-    def _refresh_model_state(self) -> None:
-        try:
-            ws = ht.Workspace.of(self.settings())
-            has_model = (ws.model / "config.json").exists()
-        except Exception:  # noqa: BLE001 - inputs half typed: nothing to show yet
-            has_model = False
-        self.publish_box.layout.display = "" if has_model else "none"
-        self.export_box.layout.display = "" if has_model else "none"
-
-    # ---- the steps ----------------------------------------------------------------
-
-    def start_fetch(self) -> bool:
-        return self._start("Fetching", self._fetch)
-
-    def _fetch(self, settings: "ht.Settings") -> None:
-        ws = ht.Workspace.of(settings)
-        bar = self.fetch_progress
-        bar.max, bar.value, bar.bar_style = len(ws.specs) + 1, 0, "info"
-        self.stats_output.outputs = ()
-        self.posts_preview.value = ""
-
-        def say(message: str) -> None:
-            if str(message).startswith("Fetched "):
-                bar.value = min(bar.max - 1, bar.value + 1)
-            self.say(message)
-
-        posts = pipeline.fetch(settings, say)
-        filtered = ht.filter_posts(posts)
-        by_account = {}
-        for spec in ws.specs:
-            by_account.setdefault(spec.display, filtered.by_handle.get(spec.name, ht.Stats()))
-        self.show_stats(stats_frame(by_account))
-        self.show_posts(filtered)
-        self.status.value = "<i>Building the dataset…</i>"
-        pipeline.prepare(settings, self.say)
-        bar.value, bar.bar_style = bar.max, "success"
-
     def show_stats(self, frame) -> None:
         self.stats_frame = frame
         table = frame.reset_index()  # one header row: Data | account... | Total
         self.stats_output.outputs = (_html_output(table.to_html(index=False, escape=True), frame.to_string()),)
 
-    def show_posts(self, filtered: "ht.Filtered", kept: int = 5, dropped: int = 3) -> None:
-        items = [f"<li>{esc(p.text)}</li>" for p in filtered.kept[:kept]]
-        gone = [f"<li><i>{esc(reason)}:</i> {esc(p.text)}</li>" for p, reason in filtered.dropped[:dropped]]
-        markup = f"<div><b>Some kept posts</b> (cleaned, as the model sees them)<ul>{''.join(items)}</ul>"
-        if gone:
-            markup += f"<b>Some dropped posts</b><ul>{''.join(gone)}</ul>"
-        self.posts_preview.value = markup + "</div>"
-
-    def start_train(self) -> bool:
-        return self._start("Training", self._train)
-
-    def _train(self, settings: "ht.Settings") -> None:
-        bar = self.train_progress
-        bar.value, bar.max, bar.bar_style = 0, 1, "info"
-        self.log_history = []
-        self.perplexity.value = ""
-        self.voice.value = ""
-        self.plot_output.outputs = ()
-        self._last_plot = 0.0
-
-        def on_log(entry: dict[str, Any]) -> None:
-            self.log_history.append(dict(entry))
-            steps, step = int(entry.get("max_steps") or 0), int(entry.get("step") or 0)
-            if steps > 0:
-                bar.max = steps
-                bar.value = min(step, steps)
-            if "loss" in entry:
-                self.status.value = f"<i>Training: step {step} of {steps}, loss {entry['loss']:.3f}</i>"
-            if "eval_loss" in entry or time.monotonic() - self._last_plot >= PLOT_EVERY_S:
-                self.draw_plot()
-
-        self.metrics = pipeline.train(settings, self.say, on_log=on_log)
-        history = list(self.metrics.get("log_history") or self.log_history)
-        if not any("eval_loss" in e and e.get("step") == 0 for e in history):  # train() starts a fresh history
-            history.insert(0, {"step": 0, "eval_loss": self.metrics["eval_loss_before"]})
-        self.log_history = history
-        self.draw_plot()
-        bar.value, bar.bar_style = bar.max, "success"
-        m = self.metrics
-        self.perplexity.value = (
-            f"Validation perplexity: <b>{m['eval_perplexity_before']:.1f}</b> before training, "
-            f"<b>{m['eval_perplexity_after']:.1f}</b> after (lower is better), {m['train_seconds']:.0f} s "
-            f"of training, {m['steps']} steps")
-        if settings.eval_samples:
-            self.status.value = f"<i>Evaluating: {settings.eval_samples} samples from the bot and its base model</i>"
-            self.show_evaluation(pipeline.evaluate(settings, self.say))
-
-    def show_evaluation(self, e: "ht.Evaluation") -> None:
-        base = f"{e.voice_match_base:.0%}" if e.voice_match_base is not None else "-"
-        auc = (f"; a classifier tells the bot's samples from real posts with an AUC of <b>{e.auc:.2f}</b> "
-               "(0.5: it cannot)" if e.auc is not None else "")
-        self.voice.value = (
-            f"Voice match: <b>{e.voice_match:.0%}</b> of the bot's samples sound like the account (base model "
-            f"{base}, held-out real posts {e.voice_match_real:.0%}){auc}. Held-out bits per byte "
-            f"{e.bits_per_byte_before:.2f} before, <b>{e.bits_per_byte_after:.2f}</b> after; "
-            f"{e.short_share:.0%} of samples empty or one word, {e.copy_share:.0%} copy a training post.")
+    def show_samples(self, samples: list) -> None:
+        self.samples_html.value = samples_html(samples, self.drop_copies.value)
 
     def draw_plot(self) -> None:
         self._last_plot = time.monotonic()
         steps = sum(1 for e in self.log_history if "loss" in e)
         self.plot_output.outputs = (_png_output(loss_png(self.log_history), f"<loss plot, {steps} steps>"),)
 
+    # ---- the steps (below the class): each calls the library in the background ----
+
+    def start_fetch(self) -> bool:
+        return self.jobs.start("Fetching", functools.partial(_fetch, self), self.settings)
+
+    def start_train(self) -> bool:
+        return self.jobs.start("Training", functools.partial(_train, self), self.settings)
+
     def start_sample(self) -> bool:
-        return self._start("Generating", self._sample)
-
-    def _sample(self, settings: "ht.Settings") -> None:
-        if not settings.prompt.strip():
-            raise ht.HuggingtweetsError("type a prompt for the samples to start with, like \"My dream is\"")
-        ws = ht.Workspace.of(settings)
-        if not (ws.model / "config.json").exists():
-            raise ht.HuggingtweetsError(f"no trained model for {ws.name} yet: click Train first")
-        self.samples = pipeline.generate(settings, self.say)
-        self.show_samples(self.samples)
-
-    def show_samples(self, samples: list) -> None:
-        shown = [s for s in samples if not (self.drop_copies.value and s.copy)]
-        items = "".join(
-            f"<li style='white-space:pre-wrap'>{esc(s.text)}"
-            + (" <i>(copies a training post)</i>" if s.copy else "") + "</li>" for s in shown)
-        left_out = len(samples) - len(shown)
-        note = (f"<p><i>{left_out} of {len(samples)} samples left out: they copied a training post.</i></p>"
-                if left_out else "")
-        self.samples_html.value = f"<ol>{items}</ol>{note}"
+        return self.jobs.start("Generating", functools.partial(_sample, self), self.settings)
 
     def start_export(self) -> bool:
-        return self._start("Exporting", self._export)
-
-    def _export(self, settings: "ht.Settings") -> None:
-        from .export import ollama_name, size_text
-
-        self.export_status.value = ""
-        path = pipeline.export(settings, quant=self.quant.value, say=self.say)
-        self.export_status.value = (f"<code>{esc(path)}</code> ({size_text(path.stat().st_size)}), with an Ollama "
-                                    f"<code>Modelfile</code> beside it: <code>ollama create {esc(ollama_name(path.stem))} -f "
-                                    f"{esc(path.with_name('Modelfile'))}</code>")
+        return self.jobs.start("Exporting", functools.partial(_export, self), self.settings)
 
     def start_publish(self) -> bool:
         if not (self.consent.value or self.sample_only()):
             self.publish_status.value = "Tick the box first: publish only your own account, or with consent."
             return False
-        return self._start("Publishing", self._publish)
+        return self.jobs.start("Publishing", functools.partial(_publish, self), self.settings)
 
-    def _publish(self, settings: "ht.Settings") -> None:
-        import importlib
-        import importlib.util
 
-        if importlib.util.find_spec("huggingtweets.hub") is None:
-            self.publish_status.value = NO_HUB_YET
-            return
-        hub = importlib.import_module("huggingtweets.hub")
-        self.publish_status.value = ""
-        url = hub.push(settings, ht.Workspace.of(settings).name, repo_id=self.repo_id.value.strip() or None,
-                       consent=None if self.sample_only() else self.consent_kind.value,
-                       license=self.license.value.strip() or None, token=self._tokens.get("hf"), say=self.say,
-                       gguf=pipeline.read_export(settings) is not None)  # an export made in the app goes along
-        self.publish_status.value = f"Published: {esc(url)}"
+# The steps: each calls the library and shows on the app what it gives.
+
+def _fetch(app: "App", settings: "ht.Settings") -> None:
+    bar = app.fetch_progress
+    bar.max, bar.value, bar.bar_style = len(ht.Workspace.of(settings).specs) + 1, 0, "info"
+    app.stats_output.outputs = ()
+    app.posts_preview.value = ""
+
+    def say(message: str) -> None:
+        if str(message).startswith("Fetched "):
+            bar.value = min(bar.max - 1, bar.value + 1)
+        app.say(message)
+
+    def filtered(result: "ht.Filtered", by_account: dict[str, "ht.Stats"]) -> None:
+        app.show_stats(stats_frame(by_account))
+        app.posts_preview.value = posts_html(result)
+        app.status.value = "<i>Building the dataset…</i>"
+
+    pipeline.fetch(settings, say)
+    pipeline.prepare(settings, app.say, on_filtered=filtered)
+    bar.value, bar.bar_style = bar.max, "success"
+
+
+def _train(app: "App", settings: "ht.Settings") -> None:
+    bar = app.train_progress
+    bar.value, bar.max, bar.bar_style = 0, 1, "info"
+    app.log_history = []
+    app.perplexity.value = app.voice.value = ""
+    app.plot_output.outputs = ()
+    app._last_plot = 0.0
+
+    def on_log(entry: dict[str, Any]) -> None:
+        app.log_history.append(dict(entry))
+        steps, step = int(entry.get("max_steps") or 0), int(entry.get("step") or 0)
+        if steps > 0:
+            bar.max = steps
+            bar.value = min(step, steps)
+        if "loss" in entry:
+            app.status.value = f"<i>Training: step {step} of {steps}, loss {entry['loss']:.3f}</i>"
+        if "eval_loss" in entry or time.monotonic() - app._last_plot >= PLOT_EVERY_S:
+            app.draw_plot()
+
+    app.metrics = pipeline.train(settings, app.say, on_log=on_log)
+    # train() starts a fresh history, without the evaluation before the first step
+    app.log_history = loss_history(app.metrics.get("log_history") or app.log_history,
+                                    app.metrics["eval_loss_before"])
+    app.draw_plot()
+    bar.value, bar.bar_style = bar.max, "success"
+    app.perplexity.value = perplexity_html(app.metrics)
+    if settings.eval_samples:
+        app.status.value = f"<i>Evaluating: {settings.eval_samples} samples from the bot and its base model</i>"
+        app.voice.value = evaluation_html(pipeline.evaluate(settings, app.say))
+
+
+def _sample(app: "App", settings: "ht.Settings") -> None:
+    if not settings.prompt.strip():
+        raise ht.HuggingtweetsError("type a prompt for the samples to start with, like \"My dream is\"")
+    ws = ht.Workspace.of(settings)
+    if not (ws.model / "config.json").exists():
+        raise ht.HuggingtweetsError(f"no trained model for {ws.name} yet: click Train first")
+    app.samples = pipeline.generate(settings, app.say)
+    app.show_samples(app.samples)
+
+
+def _export(app: "App", settings: "ht.Settings") -> None:
+    app.export_status.value = ""
+    app.export_status.value = export_html(pipeline.export(settings, quant=app.quant.value, say=app.say))
+
+
+def _publish(app: "App", settings: "ht.Settings") -> None:
+    import importlib
+    import importlib.util
+
+    if importlib.util.find_spec("huggingtweets.hub") is None:
+        app.publish_status.value = NO_HUB_YET
+        return
+    hub = importlib.import_module("huggingtweets.hub")
+    app.publish_status.value = ""
+    url = hub.push(settings, ht.Workspace.of(settings).name, repo_id=app.repo_id.value.strip() or None,
+                   consent=None if app.sample_only() else app.consent_kind.value,
+                   license=app.license.value.strip() or None, token=app._tokens.get("hf"), say=app.say,
+                   gguf=pipeline.read_export(settings) is not None)  # an export made in the app goes along
+    app.publish_status.value = f"Published: {esc(url)}"
 
 
 def build_app(settings: "ht.Settings | None" = None) -> App:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .clean import Stats, filter_posts, stats_table
+from .clean import Filtered, Stats, filter_posts, stats_table
 from .errors import MissingStepError, NoPostsError, NotEnoughTextError, SettingsError, SourceError
 from .files import atomic_dir, atomic_write, read_json, remove_leftovers, without_home, write_json
 from .generate import Sample
@@ -318,8 +318,11 @@ def _write_posts(ws: Workspace, settings: Settings, say: Say) -> str:
     return h.hexdigest()[:16]
 
 
-def prepare(settings: Settings, say: Say = _say) -> Stats:
-    """Filter the posts (stats.json, the card's table) and build the packed dataset."""
+def prepare(settings: Settings, say: Say = _say,
+            on_filtered: Callable[[Filtered, dict[str, Stats]], None] | None = None) -> Stats:
+    """Filter the posts (stats.json, the card's table) and build the packed dataset.
+    `on_filtered` receives the filtered posts and the stats per account (the card's columns)
+    as soon as they are counted, before a check can refuse too little text."""
     from .dataset import build_dataset
     from .models import load_tokenizer
 
@@ -333,6 +336,8 @@ def prepare(settings: Settings, say: Say = _say) -> Stats:
         by_account = _by_account(ws, filtered.by_handle)
         if len(ws.specs) > 1:
             write_json(ws.stats_by_account, {k: v.to_dict() for k, v in by_account.items()})
+        if on_filtered:
+            on_filtered(filtered, by_account)
         say(stats_table(by_account))
         chars = filtered.kept_chars
         if filtered.stats.tweets_downloaded == 0:
