@@ -31,6 +31,10 @@ from .settings import Settings
 GPU_EPOCHS = 2
 CPU_EPOCHS = 2
 CPU_MAX_STEPS = 120  # keeps a CPU run to minutes (about 2 s a step for a 135M model in bf16, 5 s in fp32)
+# Attention when training on a CPU: the plain one. At blocks of 64 tokens SDPA's flash kernel for the CPU costs more
+# than it saves: its backward alone was 8% of a GPT-2 124M step; plain attention made a step 8-10% faster on GPT-2
+# and SmolLM2-135M (bench/README.md). On a GPU SDPA stays. The saved model's config does not keep the choice.
+CPU_ATTENTION = "eager"
 
 
 # What must match for a checkpoint to be resumed (with the dataset's own fingerprint).
@@ -227,13 +231,20 @@ def plan_steps(settings: Settings, train_blocks: int, on_gpu: bool, world: int =
                     eval_every=max(1, steps // 4), logging_steps=1 if steps <= 200 else steps // 200, capped=capped)
 
 
-def setup_model(settings: Settings, base: BaseModel, say: Callable[[str], None]) -> tuple[Any, Any]:
-    """(model, tokenizer): fp32 master weights (bf16/fp16 run as autocast), with the settings' frozen
-    embeddings, dropout and LoRA adapters applied."""
+def setup_model(settings: Settings, base: BaseModel, say: Callable[[str], None], on_gpu: bool) -> tuple[Any, Any]:
+    """(model, tokenizer): fp32 master weights (bf16/fp16 run as autocast), with the attention for the device
+    (CPU_ATTENTION) and the settings' frozen embeddings, dropout and LoRA adapters applied."""
     import torch
 
     tokenizer = load_tokenizer(base.path)
     model = load_model(base.path)
+    if not on_gpu:
+        model.set_attn_implementation(CPU_ATTENTION)
+    # Trainer divides a batch's loss by the labels it counts, skipping each row's first (never predicted) only when
+    # the model's loss_type says it is a causal LM; GPT-2's class name leaves it None, so its every loss and
+    # perplexity came out 1/block_size too low (Llama's, SmolLM2's, were right).
+    if getattr(model, "loss_type", None) is None:
+        model.loss_type = "ForCausalLM"
     model.config.pad_token_id = tokenizer.pad_token_id
     if settings.freeze_embeddings:  # no gradient or optimizer state for the vocabulary's rows
         model.get_input_embeddings().weight.requires_grad_(False)
@@ -368,10 +379,11 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
     ({"step", "loss"} or {"step", "eval_loss"}, plus "max_steps"): the notebook
     app draws its live loss plot from it."""
     import torch
-    from transformers import Trainer, default_data_collator, set_seed
+    from transformers import default_data_collator, set_seed
     from transformers.trainer_callback import ProgressCallback
 
     from .callbacks import QuietProgress, SaveNotTooOften
+    from .loss import PackedTrainer, fits
 
     set_seed(settings.seed)
     on_gpu = torch.cuda.is_available()
@@ -389,7 +401,7 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
     # Data (packed blocks written by `prepare`), model, and how long
     info = DatasetInfo.read(dataset_dir)
     blocks = load_blocks(dataset_dir)
-    model, tokenizer = setup_model(settings, base, say)
+    model, tokenizer = setup_model(settings, base, say, on_gpu)
     plan = plan_steps(settings, info.train_blocks, on_gpu, world)
     if plan.capped:
         say(plan.capped)
@@ -398,8 +410,9 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
         + (f" in each of {world} processes" if world > 1 else ""))
 
     args = training_arguments(settings, plan, precision, on_gpu, rank, checkpoints_dir)
-    trainer = Trainer(model=model, args=args, train_dataset=blocks["train"], eval_dataset=blocks["validation"],
-                      data_collator=default_data_collator, processing_class=tokenizer)
+    trainer = PackedTrainer(model=model, args=args, train_dataset=blocks["train"], eval_dataset=blocks["validation"],
+                            data_collator=default_data_collator, processing_class=tokenizer)
+    trainer.fused_loss = fits(model, precision, on_gpu, world)  # the loss without fp32 logits (huggingtweets/loss.py)
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(QuietProgress(on_log))
     if world == 1:  # under accelerate every process must agree on when to save, so every evaluation saves

@@ -1,0 +1,124 @@
+"""The training loss, without the logits in fp32.
+
+A causal language model's loss needs the logits of every position: a batch of 8 x 64
+tokens against a vocabulary of 49,152-50,257 words is 100 MB in fp32. The standard path
+(`model(labels=...)`, transformers' ForCausalLMLoss) keeps them in the compute dtype,
+again in fp32, log-softmaxed, and then their gradient: 0.3 GiB of the 135M default's
+peak. Here the backbone's last hidden states meet the output embedding in one matmul (in
+the autocast dtype, as the model's own head would run it); the loss and its gradient with
+respect to the logits are worked out in fp32 a chunk of rows at a time and written back
+into that one buffer; backward is two matmuls. The loss is the same as ForCausalLMLoss:
+labels shifted inside, -100 ignored, the mean over the labels counted.
+
+Used where it is known to be exact: a plain linear head on the backbone's normed output
+(PLAIN_HEADS), bf16 or fp32 on the CPU, one process (PackedTrainer checks). Anything else
+(LoRA, fp16 or a GPU, several processes) trains with the model's own loss.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from transformers import Trainer
+
+IGNORE_INDEX = -100
+CHUNK_ROWS = 128  # logits rows turned to fp32 at a time: 128 x 50,257 x 4 B = 26 MB
+CHUNK_WORDS = 8192  # vocabulary rows of the head's weight (and its gradient) cast and multiplied at a time
+# Architectures whose logits are exactly `lm_head(base_model(...).last_hidden_state)`: the final norm inside the
+# backbone, a linear head without bias, no scaling or soft-capping after it.
+PLAIN_HEADS = frozenset({"gpt2", "llama", "mistral", "qwen2", "qwen3"})
+
+
+class LinearCrossEntropy(torch.autograd.Function):
+    """cross_entropy(hidden @ weight.T, labels), the mean over labels != -100. The gradient is
+    worked out in forward, so only one (rows x vocabulary) buffer in `dtype` is ever held."""
+
+    @staticmethod
+    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, dtype: torch.dtype):
+        device = hidden.device.type
+        with torch.autocast(device, enabled=False):  # a slice of the vocabulary at a time: no whole copy of the weight
+            h = hidden.to(dtype)
+            logits = torch.empty((h.shape[0], weight.shape[0]), dtype=dtype, device=hidden.device)
+            for start in range(0, weight.shape[0], CHUNK_WORDS):
+                logits[:, start:start + CHUNK_WORDS] = h @ weight[start:start + CHUNK_WORDS].to(dtype).t()
+        valid = labels != IGNORE_INDEX
+        count = valid.sum().clamp(min=1)
+        targets = labels.clamp(min=0)
+        wants_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+        total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        for start in range(0, logits.shape[0], CHUNK_ROWS):
+            rows = slice(start, start + CHUNK_ROWS)
+            part, target, keep = logits[rows].float(), targets[rows], valid[rows].float()
+            lse = torch.logsumexp(part, dim=-1)
+            total += ((lse - part.gather(1, target[:, None])[:, 0]) * keep).sum()
+            if wants_grad:  # d loss / d logits = (softmax - one-hot) / count, on the labels counted
+                part.sub_(lse[:, None]).exp_()
+                part[torch.arange(part.shape[0], device=part.device), target] -= keep
+                part.mul_((keep / count)[:, None])
+                logits[rows] = part
+        if wants_grad:
+            ctx.save_for_backward(logits, hidden, weight)
+            ctx.dtype = dtype
+        return total / count
+
+    @staticmethod
+    def backward(ctx, grad_loss: torch.Tensor):
+        # A slice of the vocabulary at a time, so that no copy of the whole weight (in the compute dtype) or of its
+        # gradient (in it, then in fp32) is made beside the gradient itself: backward starts at the loss, when every
+        # activation is still held, and that is the peak of a step's memory.
+        grad_logits, hidden, weight = ctx.saved_tensors
+        grad_hidden = grad_weight = None
+        with torch.autocast(hidden.device.type, enabled=False):
+            if grad_loss.item() != 1.0:  # 1 from Trainer's backward(): no copy of the buffer then
+                grad_logits = grad_logits * grad_loss.to(ctx.dtype)
+            h = hidden.to(ctx.dtype)
+            if ctx.needs_input_grad[0]:
+                grad_hidden = torch.zeros(hidden.shape, dtype=torch.float32, device=hidden.device)
+            if ctx.needs_input_grad[1]:
+                grad_weight = torch.empty_like(weight)
+            for start in range(0, weight.shape[0], CHUNK_WORDS):
+                words = slice(start, start + CHUNK_WORDS)
+                g = grad_logits[:, words]
+                if grad_hidden is not None:
+                    grad_hidden += g @ weight[words].to(ctx.dtype)
+                if grad_weight is not None:
+                    grad_weight[words] = g.t() @ h
+        return (grad_hidden.to(hidden.dtype) if grad_hidden is not None else None), grad_weight, None, None
+
+
+def causal_lm_loss(model: Any, input_ids: torch.Tensor, labels: torch.Tensor,
+                   attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """The model's next-token loss on `labels` (each position predicts the next label), as
+    `model(input_ids, labels=labels).loss` gives it, through LinearCrossEntropy."""
+    hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    hidden = hidden[:, :-1].reshape(-1, hidden.shape[-1])
+    device = hidden.device.type
+    dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else hidden.dtype
+    return LinearCrossEntropy.apply(hidden, model.get_output_embeddings().weight, labels[:, 1:].reshape(-1), dtype)
+
+
+def fits(model: Any, precision: str, on_gpu: bool, world: int) -> bool:
+    """Whether causal_lm_loss gives this model's own loss here (see the module's docstring)."""
+    from transformers import PreTrainedModel
+
+    if not isinstance(model, PreTrainedModel):  # LoRA's PeftModel: its base_model is not the backbone
+        return False
+    head = model.get_output_embeddings()
+    return (getattr(model.config, "model_type", None) in PLAIN_HEADS and isinstance(head, torch.nn.Linear)
+            and head.bias is None and model.base_model is not model and precision in ("bf16", "fp32")
+            and not on_gpu and world == 1)
+
+
+class PackedTrainer(Trainer):
+    """Trainer that computes the loss with causal_lm_loss when `fused_loss` is set."""
+
+    fused_loss = False
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if not self.fused_loss or self.args.gradient_accumulation_steps != 1:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        with self.accelerator.autocast():  # the backbone is called directly, not through the patched forward
+            loss = causal_lm_loss(self.accelerator.unwrap_model(model), inputs["input_ids"], inputs["labels"],
+                                  inputs.get("attention_mask"))
+        return (loss, {"loss": loss}) if return_outputs else loss
