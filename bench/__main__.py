@@ -346,7 +346,7 @@ def _markdown(r: dict) -> str:
         lines.append(f"| {name} | {x['precision']} | {x['useful_tokens_per_s']:.0f} | "
                      f"{x['useful_tokens_per_s'] / t['original']['useful_tokens_per_s']:.2f}x | "
                      f"{x['useful_tokens_per_s'] / t['padded']['useful_tokens_per_s']:.2f}x | {x['mfu']:.0%} | "
-                     f"{x.get('first_step_s', float('nan')):.1f} | {x['peak_rss_gib']:.2f} | {x['val_loss']:.2f} |")
+                     f"{x['first_step_s']:.1f} | {x['peak_rss_gib']:.2f} | {x['val_loss']:.2f} |")
     s, run = r["sample"], r["run"]
     lines += ["", f"10 samples of 40 tokens: {s['batched_s']:.1f} s in one batch, {s['sequential_s']:.1f} s one at a time "
                   f"({s['batched_s'] / s['sequential_s']:.0%})",
