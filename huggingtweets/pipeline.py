@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -41,7 +42,10 @@ Say = Callable[[str], None]
 
 
 def _say(message: str) -> None:
-    print(message, flush=True)
+    # One write with its newline: under accelerate launch (PYTHONUNBUFFERED) print's text and newline are two
+    # writes, and another process's line could land between them.
+    sys.stdout.write(f"{message}\n")
+    sys.stdout.flush()
 
 
 _announced: set[str] = set()

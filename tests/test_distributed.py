@@ -48,3 +48,23 @@ def test_several_processes_need_the_data_first(tmp_path, tiny_gpt2, monkeypatch,
     monkeypatch.setenv("RANK", "0")
     assert main(["train", "sample", "--model", str(tiny_gpt2)]) == 1
     assert "run `huggingtweets prepare` with the same options first" in capsys.readouterr().err
+
+
+def test_a_line_said_is_one_write_so_processes_cannot_split_it(monkeypatch):
+    """Under accelerate launch PYTHONUNBUFFERED is set: print's text and its newline were two writes, so another
+    process's line could land between them ('Process 1 of 2: doneValidation perplexity ...' was seen)."""
+    from huggingtweets.pipeline import _say
+
+    writes = []
+
+    class Recorder:
+        def write(self, text):
+            writes.append(text)
+            return len(text)
+
+        def flush(self):
+            pass
+
+    monkeypatch.setattr(sys, "stdout", Recorder())
+    _say("Process 1 of 2: done")
+    assert writes == ["Process 1 of 2: done\n"]
