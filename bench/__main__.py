@@ -9,7 +9,8 @@ budget with AdamW at 1e-4:
   padded       one post a row, padded to the longest post, batch 8, fp32, dropout 0.1 (most tutorials)
   ours         the project's default: packed 64-token blocks, batch 8, precision chosen by probe,
                dropout 0, fused AdamW, freed memory kept for the next step (train.freed_memory_kept),
-               plain attention on the CPU (train.CPU_ATTENTION), the loss without fp32 logits (loss.py)
+               plain attention on the CPU (train.CPU_ATTENTION), the loss without fp32 logits (loss.py),
+               in bf16 on a CPU the weights stored in bf16 with their lower 16 bits (master.py)
   ours-frozen  ours with --freeze-embeddings
   ours-lora    ours with --lora (rank 16, 1e-3): random weights cannot show what LoRA keeps of a
                pretrained model, so its validation loss here says nothing of its quality
@@ -122,9 +123,17 @@ def train_recipe(recipe: str, posts, val_ids, eos: int, seconds: float, precisio
                                                  task_type="CAUSAL_LM"))
         frozen = params
         params = sum(p.numel() for p in model.parameters())
-    # Ours uses the fused AdamW kernel, as train.py does (optim="adamw_torch_fused"), and LoRA its rate.
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
-                                  lr=1e-3 if recipe == "ours-lora" else 1e-4, fused=ours)
+    # Ours uses the fused AdamW kernel, as train.py does (optim="adamw_torch_fused"), and LoRA its rate; where it
+    # trains in bf16 on a CPU, with the weights stored in bf16 (huggingtweets/master.py), as train.py does.
+    from huggingtweets import master
+
+    bf16_weights = ours and recipe != "ours-lora" and master.fits(model, precision, on_gpu=False, world=1)
+    trained = [p for p in model.parameters() if p.requires_grad]
+    if bf16_weights:
+        master.to_bf16_weights(model)
+        optimizer = master.MasterAdamW(trained, master.lows_of(model), lr=1e-4)
+    else:
+        optimizer = torch.optim.AdamW(trained, lr=1e-3 if recipe == "ours-lora" else 1e-4, fused=ours)
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     seq = 1024 if recipe == "original" else 64
     useful = steps = computed = 0
@@ -164,6 +173,8 @@ def train_recipe(recipe: str, posts, val_ids, eos: int, seconds: float, precisio
     profile = _profile_step(step) if recipe == "ours" else None
     kept.close()
     flops_per_token = 6 * params - 2 * frozen + 12 * 12 * 768 * seq
+    if bf16_weights:
+        master.to_fp32_weights(model)
     model.eval()
     with torch.no_grad():
         val_loss = sum(model(input_ids=b, labels=b).loss.item() for b in val_ids) / len(val_ids)

@@ -1,0 +1,183 @@
+"""bf16 weights, and the optimizer that keeps them exact to fp32.
+
+Under autocast the model's weights stay fp32 and every step casts each of them to bf16 again, and
+keeps those copies for backward; the gradients come back in fp32. Here the weights of the matrix
+products (linear layers, GPT-2's Conv1D, the embeddings) are stored in bf16: nothing to cast, and
+their gradients are bf16 too. The fp32 weight is not lost: a bf16 number is the top 16 bits of an
+fp32 one, so each weight keeps the other 16 bits (the difference between the fp32 weight and its
+rounding, an int16) beside it. The optimizer puts the two together into the exact fp32 weight,
+updates it with AdamW in fp32 (torch's fused kernel; the first moment kept in bf16, the second
+in fp32), and splits it again. The
+norms stay fp32 and the embedding's output is turned to fp32, so the residual stream is fp32 as
+under autocast: the forward pass multiplies the numbers autocast would (rounded to nearest, ties
+away from zero where autocast's cast goes to even: a few weights in a million), except that the
+embedding rows, which autocast looks up in fp32, come out of the lookup rounded to bf16.
+
+Against autocast on the 135M default (weights, gradients, master copies, moments): 10 bytes a
+weight instead of 16, and no bf16 copies of the weights kept for backward. Used where measured
+(`fits`): bf16 on a CPU, one process, not LoRA. Figures in bench/README.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import torch
+
+SLICE = 1 << 20  # elements the optimizer updates at a time: three 4 MiB buffers made once, so a step allocates nothing
+
+
+def fits(model: Any, precision: str, on_gpu: bool, world: int) -> bool:
+    """Whether training here keeps bf16 weights (see the module's docstring)."""
+    from transformers import PreTrainedModel
+
+    return isinstance(model, PreTrainedModel) and precision == "bf16" and not on_gpu and world == 1
+
+
+def split(fp32: torch.Tensor, high: torch.Tensor, low: torch.Tensor) -> None:
+    """fp32 -> its bf16 rounding (into `high`) and what is left (an int16, into `low`); the same shapes."""
+    bits = fp32.view(torch.int32)
+    top = (bits + 0x8000).bitwise_right_shift_(16)  # the sign and magnitude rounded, ties away from zero
+    low.copy_(bits - top.bitwise_left_shift(16))  # in [-0x8000, 0x7fff]
+    high.view(torch.int16).copy_(top)
+
+
+def join(high: torch.Tensor, low: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """The fp32 numbers split() split, exactly, into `out`."""
+    bits = out.view(torch.int32)
+    bits.copy_(high.view(torch.int16)).bitwise_left_shift_(16).add_(low)
+    return out
+
+
+def _matmul_params(model: torch.nn.Module) -> Iterable[torch.nn.Parameter]:
+    from transformers.pytorch_utils import Conv1D
+
+    seen = set()
+    for module in model.modules():
+        if isinstance(module, (torch.nn.Linear, torch.nn.Embedding, Conv1D)):
+            for param in module.parameters(recurse=False):
+                if id(param) not in seen:  # a tied head and embedding are one weight
+                    seen.add(id(param))
+                    yield param
+
+
+def _to_fp32(module: torch.nn.Module, args: Any, output: torch.Tensor) -> torch.Tensor:
+    return output.float()
+
+
+def to_bf16_weights(model: torch.nn.Module) -> torch.nn.Module:
+    """Store the weights of the matrix products in bf16, each with its lower 16 bits beside it (in place);
+    the norms and buffers stay as they are."""
+    lows = {}
+    for param in _matmul_params(model):
+        high = torch.empty(param.shape, dtype=torch.bfloat16)
+        lows[param] = torch.empty(param.shape, dtype=torch.int16)
+        split(param.data.float(), high, lows[param])
+        param.data = high
+    # The rest (norms) into memory of their own: transformers maps the weights file and a tensor left on it keeps
+    # the whole mapping, so the fp32 pages the split read (0.5 GiB for the 135M default) would stay resident.
+    for tensor in [*model.parameters(), *model.buffers()]:
+        if tensor.dtype != torch.bfloat16:
+            tensor.data = tensor.data.clone()
+    model._bf16_lows = lows
+    model._fp32_embedding_hook = model.get_input_embeddings().register_forward_hook(_to_fp32)
+    return model
+
+
+def is_bf16_weights(model: Any) -> bool:
+    """Whether to_bf16_weights was applied (and to_fp32_weights not yet)."""
+    return hasattr(model, "_bf16_lows")
+
+
+def lows_of(model: Any) -> dict[torch.Tensor, torch.Tensor]:
+    """Each bf16 weight's lower 16 bits, for MasterAdamW."""
+    return model._bf16_lows
+
+
+def to_fp32_weights(model: torch.nn.Module) -> torch.nn.Module:
+    """The model in fp32 again, each weight exactly its fp32 self (what is saved and shared)."""
+    model._fp32_embedding_hook.remove()
+    for param, low in model._bf16_lows.items():
+        param.data = join(param.data, low, torch.empty(param.shape, dtype=torch.float32))
+    del model._fp32_embedding_hook, model._bf16_lows
+    return model
+
+
+class MasterAdamW(torch.optim.Optimizer):
+    """AdamW (decoupled weight decay, torch's fused kernel) on the exact fp32 weights of bf16 parameters (their
+    lower 16 bits in `lows`), the first moment in bf16 and the second in fp32; fp32 parameters are updated as
+    they are, their moments in fp32. The update is elementwise, so it runs a slice at a time through buffers
+    made once: a step allocates nothing. (Turning each gradient to fp32 whole, the heap grew by 0.1 GiB a
+    step: temporaries of every size left holes.)"""
+
+    def __init__(self, params: Any, lows: dict[torch.Tensor, torch.Tensor], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.01) -> None:
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay})
+        # The state is made now, before the first step's activations: made at the first update, it would fill
+        # the holes the freed activations left, and the next forward pass grow the heap by as much.
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.dtype not in (torch.bfloat16, torch.float32):
+                    raise ValueError(f"MasterAdamW keeps bf16 or fp32 parameters, not {p.dtype}")
+                state = self.state[p]
+                state["step"] = torch.zeros((), dtype=torch.float32)
+                if p.dtype == torch.bfloat16:
+                    state["low"] = lows[p]
+                # The first moment in the weight's own dtype: at beta1 = 0.9 it moves a tenth a step, far above
+                # bf16's resolution (1/256). Not the second: at beta2 = 0.999 a step's change can be below it.
+                state["exp_avg"] = torch.zeros(p.shape, dtype=p.dtype)
+                state["exp_avg_sq"] = torch.zeros(p.shape, dtype=torch.float32)
+        self._weight32 = torch.empty(SLICE, dtype=torch.float32)
+        self._grad32 = torch.empty(SLICE, dtype=torch.float32)
+        self._exp_avg32 = torch.empty(SLICE, dtype=torch.float32)
+        self._bits = torch.empty(SLICE, dtype=torch.int32)
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            kernel = dict(lr=group["lr"].item() if torch.is_tensor(group["lr"]) else group["lr"], beta1=beta1,
+                          beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"], amsgrad=False,
+                          maximize=False)
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                state["step"] += 1  # the kernel reads the count; torch's own fused AdamW adds 1 first too
+                if p.dtype == torch.float32:
+                    torch._fused_adamw_([p], [p.grad], [state["exp_avg"]], [state["exp_avg_sq"]], [], [state["step"]],
+                                        **kernel)
+                    continue
+                flat = [t.view(-1) for t in (p, state["low"], p.grad, state["exp_avg"], state["exp_avg_sq"])]
+                for start in range(0, p.numel(), SLICE):
+                    high, low, grad, m, v = (t[start:start + SLICE] for t in flat)
+                    n = high.numel()
+                    weight, bits = self._weight32[:n], self._bits[:n]
+                    weight.copy_(high)  # join(), in fewer passes: a bf16 number turned to fp32 is its bits << 16
+                    weight.view(torch.int32).add_(bits.copy_(low))
+                    grad32, m32 = self._grad32[:n].copy_(grad), self._exp_avg32[:n].copy_(m)
+                    torch._fused_adamw_([weight], [grad32], [m32], [v], [], [state["step"]], **kernel)
+                    m.copy_(m32)
+                    torch.add(weight.view(torch.int32), 0x8000, out=bits).bitwise_right_shift_(16)  # split()
+                    high.view(torch.int16).copy_(bits)
+                    low.copy_(weight.view(torch.int32).sub_(bits.bitwise_left_shift_(16)))
+        return loss
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        # Not torch's: it copies every saved tensor and turns floating-point state to its parameter's dtype (the
+        # moments would come back in bf16), and accelerate loads the state it has just saved when it wraps the
+        # optimizer: that copy alone was 1.5 GiB on the heap for the 135M default. The saved values go into the
+        # tensors there are (the model's lower bits among them), and a tensor that is already its own is left.
+        groups = state_dict["param_groups"]
+        if [len(g["params"]) for g in groups] != [len(g["params"]) for g in self.param_groups]:
+            raise ValueError("the optimizer state saved does not match the model's parameters")
+        for saved, group in zip(groups, self.param_groups):
+            group.update({k: v for k, v in saved.items() if k != "params"})
+            for i, p in zip(saved["params"], group["params"]):
+                for key, value in state_dict["state"].get(i, {}).items():
+                    mine = self.state[p].get(key)
+                    if mine is None or not torch.is_tensor(value):
+                        self.state[p][key] = value
+                    elif mine is not value:
+                        mine.copy_(value)

@@ -1,0 +1,124 @@
+"""bf16 weights with their lower 16 bits beside them (huggingtweets/master.py): the fp32 weight is kept
+exactly, the optimizer is AdamW, training saves the fp32 model it trained, a resumed run ends where an
+uninterrupted one ends, and a weight costs 10 bytes of training state instead of 16."""
+
+import pytest
+import torch
+from safetensors import safe_open
+from transformers import AutoModelForCausalLM
+
+import huggingtweets as ht
+from huggingtweets import master
+
+
+def test_a_bf16_weight_and_its_lower_bits_are_the_fp32_weight():
+    torch.manual_seed(0)
+    weights = torch.cat([torch.randn(100_000) * 0.05, torch.randn(1000) * 1e4,
+                         torch.tensor([0.0, -0.0, 1.0, -1.0, 1e-40, -1e-40, 3.0e38, -3.0e38, 1 + 2**-8, -(1 + 2**-8)])])
+    high = torch.empty(weights.shape, dtype=torch.bfloat16)
+    low = torch.empty(weights.shape, dtype=torch.int16)
+    master.split(weights, high, low)
+    assert torch.equal(master.join(high, low, torch.empty_like(weights)).view(torch.int32), weights.view(torch.int32))
+    # the bf16 weight is the fp32 one rounded to nearest, as autocast rounds it, except exactly half way
+    # (1 + 2**-8: autocast goes to even, down; split away from zero, up)
+    ties = (weights.view(torch.int32) & 0xFFFF) == 0x8000
+    assert torch.equal(high[~ties], weights[~ties].to(torch.bfloat16))
+    assert high[-2] == 1 + 2**-7 and high[-1] == -(1 + 2**-7)
+
+
+def test_the_optimizer_is_adamw():
+    torch.manual_seed(0)
+    reference = torch.nn.Parameter(torch.randn(3 * master.SLICE + 7) * 0.05)  # several slices, the last one short
+    expected = torch.optim.AdamW([reference], lr=1e-3, weight_decay=0.1, fused=True)
+    high = torch.empty(reference.shape, dtype=torch.bfloat16)
+    low = torch.empty(reference.shape, dtype=torch.int16)
+    master.split(reference.detach(), high, low)
+    weight, norm = torch.nn.Parameter(high), torch.nn.Parameter(torch.randn(64))  # a norm's weight stays fp32
+    norm_reference = torch.nn.Parameter(norm.detach().clone())
+    expected.add_param_group({"params": [norm_reference]})
+    ours = master.MasterAdamW([weight, norm], {weight: low}, lr=1e-3, weight_decay=0.1)
+    for _ in range(10):
+        grad = torch.randn(reference.shape).to(torch.bfloat16)
+        reference.grad, weight.grad = grad.float(), grad
+        norm_reference.grad = norm.grad = torch.randn(64)
+        expected.step()
+        ours.step()
+    assert torch.equal(norm, norm_reference)  # fp32: torch's AdamW to the bit
+    # bf16 weights: the update in fp32 on the exact weight; only the first moment is held in bf16
+    trained = master.join(weight.detach(), low, torch.empty(reference.shape))
+    moved = (reference.detach() - master.join(high, low, torch.empty(reference.shape))).abs().max()
+    assert (trained - reference.detach()).abs().max() < 0.01 * 10 * 1e-3
+    assert weight.dtype == torch.bfloat16 and moved > 0
+
+
+def trained(tmp_path, model, name, **settings):
+    settings = ht.Settings(sources=["sample"], model=str(model), work=tmp_path / name, precision="bf16",
+                           learning_rate=1e-2, **settings)
+    metrics = ht.train(settings, say=lambda _: None, write_card=False)
+    folder = tmp_path / name / "sample" / "model"
+    with safe_open(str(folder / "model.safetensors"), "pt") as f:
+        weights = {k: f.get_tensor(k) for k in f.keys()}
+    return metrics, weights, folder
+
+
+def test_training_in_bf16_saves_the_fp32_model_autocast_would_train(tmp_path, tiny_llama, monkeypatch):
+    ours, ours_weights, folder = trained(tmp_path, tiny_llama, "bf16-weights", max_steps=4)
+    monkeypatch.setattr(master, "fits", lambda *a, **k: False)  # fp32 weights under autocast
+    theirs, theirs_weights, _ = trained(tmp_path, tiny_llama, "autocast", max_steps=4)
+    assert {w.dtype for w in ours_weights.values()} == {torch.float32}
+    assert ours["eval_loss_after"] < ours["eval_loss_before"]
+    # the same numbers multiplied, but for the embedding rows: autocast looks them up in fp32
+    assert ours["eval_loss_before"] == pytest.approx(theirs["eval_loss_before"], rel=1e-5)
+    assert ours["eval_loss_after"] == pytest.approx(theirs["eval_loss_after"], rel=0.01)
+    # each weight moved as autocast moved it (cosine 0.9998-0.99998, sizes within 0.1%, when measured). AdamW's
+    # steps are lr in size whatever the gradient, so a gradient near zero that rounds the other way moves a weight
+    # 2 lr the other way: the updates are compared whole
+    with safe_open(str(tiny_llama / "model.safetensors"), "pt") as f:
+        start = {k: f.get_tensor(k) for k in f.keys()}
+    for name, weight in theirs_weights.items():
+        ours_update, their_update = ours_weights[name] - start[name], weight - start[name]
+        cosine = torch.nn.functional.cosine_similarity(ours_update.flatten(), their_update.flatten(), dim=0)
+        assert cosine > 0.999 and ours_update.norm() / their_update.norm() == pytest.approx(1, abs=0.01), name
+    # the bot loads and writes as any model does: nothing of the training is left on it
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    assert model.dtype == torch.float32 and not model.get_input_embeddings()._forward_hooks
+
+
+def test_a_resumed_run_ends_where_an_uninterrupted_one_ends(tmp_path, tiny_llama):
+    # The last 16 bits of each weight and the moments live in the optimizer's checkpoint: lose or round any of
+    # them and the resumed run's weights differ.
+    _, uninterrupted, _ = trained(tmp_path, tiny_llama, "whole", max_steps=8, checkpoint_minutes=0)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_step_5(entry):
+        if entry.get("step") == 5:
+            raise Stop
+
+    settings = ht.Settings(sources=["sample"], model=str(tiny_llama), work=tmp_path / "resumed", precision="bf16",
+                           learning_rate=1e-2, max_steps=8, checkpoint_minutes=0)
+    with pytest.raises(Stop):
+        ht.train(settings, say=lambda _: None, write_card=False, on_log=stop_after_step_5)
+    _, resumed, _ = trained(tmp_path, tiny_llama, "resumed", max_steps=8, checkpoint_minutes=0)
+    assert resumed.keys() == uninterrupted.keys()
+    for name, weight in uninterrupted.items():
+        assert torch.equal(resumed[name], weight), name
+
+
+def test_a_weight_costs_10_bytes_of_training_state(tiny_llama):
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.float32)
+    master.to_bf16_weights(model)
+    optimizer = master.MasterAdamW(model.parameters(), master.lows_of(model))
+    weights = sum(p.numel() for p in model.parameters())
+    state = sum(t.numel() * t.element_size() for s in optimizer.state.values() for t in s.values() if t.dim())
+    held = sum(p.numel() * p.element_size() for p in model.parameters()) + state
+    assert held < 10.1 * weights  # bf16 weight 2, its lower bits 2, first moment 2, second 4 (norms: 12 in fp32)
+
+
+def test_it_is_used_only_where_measured(tiny_llama):
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    assert master.fits(model, "bf16", on_gpu=False, world=1)
+    assert not master.fits(model, "fp32", on_gpu=False, world=1)
+    assert not master.fits(model, "bf16", on_gpu=True, world=1)
+    assert not master.fits(model, "bf16", on_gpu=False, world=2)
