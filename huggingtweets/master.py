@@ -13,7 +13,7 @@ under autocast: the forward pass multiplies the numbers autocast would (rounded 
 away from zero where autocast's cast goes to even: a few weights in a million), except that the
 embedding rows, which autocast looks up in fp32, come out of the lookup rounded to bf16.
 
-Against autocast on the 135M default (weights, gradients, master copies, moments): 10 bytes a
+Against autocast on the 135M default (weights, gradients, lower bits, moments): 10 bytes a
 weight instead of 16, and no bf16 copies of the weights kept for backward. Used where measured
 (`fits`): bf16 on a CPU, one process, not LoRA. Figures in bench/README.md.
 """

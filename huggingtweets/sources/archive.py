@@ -428,6 +428,7 @@ def _read_ytd(box: _Container, name: str) -> tuple[str, list[Any]]:
 
 
 _DECODER = json.JSONDecoder()
+_NUMBER_TAIL = re.compile(r"[0-9.eE+-]*\Z")  # what is left of a number cut at the end of a chunk
 _SPACE = re.compile(r"[ \t\n\r]*")
 
 
@@ -605,7 +606,10 @@ def _value(text: _Text, pos: int) -> tuple[Any, int]:
     while True:
         try:
             value, end = _DECODER.raw_decode(text.buf, pos)
-            if end < len(text.buf) or not text.more():  # a number may go on in the next chunk
+            # A number may go on in the next chunk, its fraction or exponent too: "0." or "1e-" at the end
+            # of what is read decodes as 0 or 1 with the rest left over.
+            may_go_on = end == len(text.buf) or (type(value) in (int, float) and _NUMBER_TAIL.match(text.buf, end))
+            if not may_go_on or not text.more():
                 break
         except json.JSONDecodeError as e:
             if text.done:
