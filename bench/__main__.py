@@ -127,7 +127,7 @@ def train_recipe(recipe: str, posts, val_ids, eos: int, seconds: float, precisio
     # trains in bf16 on a CPU, with the weights stored in bf16 (huggingtweets/master.py), as train.py does.
     from huggingtweets import master
 
-    bf16_weights = ours and recipe != "ours-lora" and master.fits(model, precision, on_gpu=False, world=1)
+    bf16_weights = ours and master.fits(model, precision, on_gpu=False, world=1)  # not LoRA's PeftModel
     trained = [p for p in model.parameters() if p.requires_grad]
     if bf16_weights:
         master.to_bf16_weights(model)

@@ -7,9 +7,8 @@ their gradients are bf16 too. The fp32 weight is not lost: a bf16 number is the 
 fp32 one, so each weight keeps the other 16 bits (the difference between the fp32 weight and its
 rounding, an int16) beside it. The optimizer puts the two together into the exact fp32 weight,
 updates it with AdamW in fp32 (torch's fused kernel; the first moment kept in bf16, the second
-in fp32), and splits it again. The
-norms stay fp32 and the embedding's output is turned to fp32, so the residual stream is fp32 as
-under autocast: the forward pass multiplies the numbers autocast would (rounded to nearest, ties
+in fp32), and splits it again. The norms stay fp32 and the embedding's output is turned to fp32,
+so the residual stream is fp32 as under autocast: the forward pass multiplies the numbers autocast would (rounded to nearest, ties
 away from zero where autocast's cast goes to even: a few weights in a million), except that the
 embedding rows, which autocast looks up in fp32, come out of the lookup rounded to bf16.
 
@@ -24,7 +23,7 @@ from typing import Any, Iterable
 
 import torch
 
-SLICE = 1 << 20  # elements the optimizer updates at a time: three 4 MiB buffers made once, so a step allocates nothing
+SLICE = 1 << 20  # elements the optimizer updates at a time: four 4 MiB buffers made once, so a step allocates nothing
 
 
 def fits(model: Any, precision: str, on_gpu: bool, world: int) -> bool:
@@ -34,18 +33,19 @@ def fits(model: Any, precision: str, on_gpu: bool, world: int) -> bool:
     return isinstance(model, PreTrainedModel) and precision == "bf16" and not on_gpu and world == 1
 
 
-def split(fp32: torch.Tensor, high: torch.Tensor, low: torch.Tensor) -> None:
-    """fp32 -> its bf16 rounding (into `high`) and what is left (an int16, into `low`); the same shapes."""
-    bits = fp32.view(torch.int32)
-    top = (bits + 0x8000).bitwise_right_shift_(16)  # the sign and magnitude rounded, ties away from zero
-    low.copy_(bits - top.bitwise_left_shift(16))  # in [-0x8000, 0x7fff]
-    high.view(torch.int16).copy_(top)
+def split(fp32: torch.Tensor, high: torch.Tensor, low: torch.Tensor, bits: torch.Tensor) -> None:
+    """fp32 -> its bf16 rounding (into `high`) and what is left (an int16, into `low`), through `bits` (an int32
+    buffer); all the same size. `fp32` is used up: it holds the leftover afterwards."""
+    fp32_bits = fp32.view(torch.int32)
+    torch.add(fp32_bits, 0x8000, out=bits).bitwise_right_shift_(16)  # the sign and magnitude rounded, ties away
+    high.view(torch.int16).copy_(bits)
+    low.copy_(fp32_bits.sub_(bits.bitwise_left_shift_(16)))  # in [-0x8000, 0x7fff]
 
 
-def join(high: torch.Tensor, low: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """The fp32 numbers split() split, exactly, into `out`."""
-    bits = out.view(torch.int32)
-    bits.copy_(high.view(torch.int16)).bitwise_left_shift_(16).add_(low)
+def join(high: torch.Tensor, low: torch.Tensor, out: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
+    """The fp32 numbers split() split, exactly, into `out`, through `bits` (an int32 buffer); all the same size."""
+    out.copy_(high)  # a bf16 number turned to fp32 is its bits << 16
+    out.view(torch.int32).add_(bits.copy_(low))
     return out
 
 
@@ -72,7 +72,7 @@ def to_bf16_weights(model: torch.nn.Module) -> torch.nn.Module:
     for param in _matmul_params(model):
         high = torch.empty(param.shape, dtype=torch.bfloat16)
         lows[param] = torch.empty(param.shape, dtype=torch.int16)
-        split(param.data.float(), high, lows[param])
+        split(param.data.to(torch.float32, copy=True), high, lows[param], torch.empty(param.shape, dtype=torch.int32))
         param.data = high
     # The rest (norms) into memory of their own: transformers maps the weights file and a tensor left on it keeps
     # the whole mapping, so the fp32 pages the split read (0.5 GiB for the 135M default) would stay resident.
@@ -98,7 +98,8 @@ def to_fp32_weights(model: torch.nn.Module) -> torch.nn.Module:
     """The model in fp32 again, each weight exactly its fp32 self (what is saved and shared)."""
     model._fp32_embedding_hook.remove()
     for param, low in model._bf16_lows.items():
-        param.data = join(param.data, low, torch.empty(param.shape, dtype=torch.float32))
+        param.data = join(param.data, low, torch.empty(param.shape, dtype=torch.float32),
+                          torch.empty(param.shape, dtype=torch.int32))
     del model._fp32_embedding_hook, model._bf16_lows
     return model
 
@@ -153,15 +154,11 @@ class MasterAdamW(torch.optim.Optimizer):
                 for start in range(0, p.numel(), SLICE):
                     high, low, grad, m, v = (t[start:start + SLICE] for t in flat)
                     n = high.numel()
-                    weight, bits = self._weight32[:n], self._bits[:n]
-                    weight.copy_(high)  # join(), in fewer passes: a bf16 number turned to fp32 is its bits << 16
-                    weight.view(torch.int32).add_(bits.copy_(low))
+                    weight = join(high, low, self._weight32[:n], self._bits[:n])
                     grad32, m32 = self._grad32[:n].copy_(grad), self._exp_avg32[:n].copy_(m)
                     torch._fused_adamw_([weight], [grad32], [m32], [v], [], [state["step"]], **kernel)
                     m.copy_(m32)
-                    torch.add(weight.view(torch.int32), 0x8000, out=bits).bitwise_right_shift_(16)  # split()
-                    high.view(torch.int16).copy_(bits)
-                    low.copy_(weight.view(torch.int32).sub_(bits.bitwise_left_shift_(16)))
+                    split(weight, high, low, self._bits[:n])
         return loss
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:

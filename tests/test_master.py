@@ -17,8 +17,10 @@ def test_a_bf16_weight_and_its_lower_bits_are_the_fp32_weight():
                          torch.tensor([0.0, -0.0, 1.0, -1.0, 1e-40, -1e-40, 3.0e38, -3.0e38, 1 + 2**-8, -(1 + 2**-8)])])
     high = torch.empty(weights.shape, dtype=torch.bfloat16)
     low = torch.empty(weights.shape, dtype=torch.int16)
-    master.split(weights, high, low)
-    assert torch.equal(master.join(high, low, torch.empty_like(weights)).view(torch.int32), weights.view(torch.int32))
+    bits = torch.empty(weights.shape, dtype=torch.int32)
+    master.split(weights.clone(), high, low, bits)
+    assert torch.equal(master.join(high, low, torch.empty_like(weights), bits).view(torch.int32),
+                       weights.view(torch.int32))
     # the bf16 weight is the fp32 one rounded to nearest, as autocast rounds it, except exactly half way
     # (1 + 2**-8: autocast goes to even, down; split away from zero, up)
     ties = (weights.view(torch.int32) & 0xFFFF) == 0x8000
@@ -32,7 +34,8 @@ def test_the_optimizer_is_adamw():
     expected = torch.optim.AdamW([reference], lr=1e-3, weight_decay=0.1, fused=True)
     high = torch.empty(reference.shape, dtype=torch.bfloat16)
     low = torch.empty(reference.shape, dtype=torch.int16)
-    master.split(reference.detach(), high, low)
+    bits = torch.empty(reference.shape, dtype=torch.int32)
+    master.split(reference.detach().clone(), high, low, bits)
     weight, norm = torch.nn.Parameter(high), torch.nn.Parameter(torch.randn(64))  # a norm's weight stays fp32
     norm_reference = torch.nn.Parameter(norm.detach().clone())
     expected.add_param_group({"params": [norm_reference]})
@@ -45,8 +48,8 @@ def test_the_optimizer_is_adamw():
         ours.step()
     assert torch.equal(norm, norm_reference)  # fp32: torch's AdamW to the bit
     # bf16 weights: the update in fp32 on the exact weight; only the first moment is held in bf16
-    trained = master.join(weight.detach(), low, torch.empty(reference.shape))
-    moved = (reference.detach() - master.join(high, low, torch.empty(reference.shape))).abs().max()
+    trained = master.join(weight.detach(), low, torch.empty(reference.shape), bits)
+    moved = (reference.detach() - master.join(high, low, torch.empty(reference.shape), bits)).abs().max()
     assert (trained - reference.detach()).abs().max() < 0.01 * 10 * 1e-3
     assert weight.dtype == torch.bfloat16 and moved > 0
 
