@@ -378,7 +378,10 @@ def _training_procedure(c: CardInputs, base: str) -> list[str]:
     if "eval_perplexity_after" in m:
         lines += [
             f"Perplexity on held-out tweets went from {m['eval_perplexity_before']:.1f} before fine-tuning to "
-            f"{m['eval_perplexity_after']:.1f} after ({m.get('steps', '?')} steps, {m.get('precision', '?')}, "
+            f"{m['eval_perplexity_after']:.1f} after ({m.get('steps', '?')} steps"
+            + (f" at batch {m['batch_size']} (blocks of {m['dataset']['block_size']} tokens)"
+               if "batch_size" in m and "block_size" in m.get("dataset", {}) else "")
+            + f", {m.get('precision', '?')}, "
             f"{m.get('train_seconds', 0):.0f} s on {m.get('host', 'an unrecorded machine')}).",
             "",
         ]

@@ -293,6 +293,9 @@ class _TrainingRun:
             self.run.log(values, step=int(entry.get("step", 0)))
 
     def finish_training(self, metrics: dict[str, Any], model_dir: Path, samples) -> None:
+        # What it trained at: the batch is chosen for the device (and halved if it did not fit), the learning rate
+        # with it, after the run's config was logged
+        self.run.config.update({k: metrics[k] for k in ("batch_size", "learning_rate")}, allow_val_change=True)
         self.run.summary.update({k: metrics[k] for k in ("eval_perplexity_before", "eval_perplexity_after",
                                                          "eval_loss_before", "eval_loss_after", "train_seconds")})
         model = self.wandb.Artifact("finetuned-model", type="model", description=f"{self.name}, fine-tuned",

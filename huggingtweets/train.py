@@ -31,6 +31,14 @@ from .settings import Settings
 GPU_EPOCHS = 2
 CPU_EPOCHS = 2
 CPU_MAX_STEPS = 120  # keeps a CPU run to minutes (about 2 s a step for a 135M model in bf16, 5 s in fp32)
+# Blocks a step. On a CPU 8: a step there is compute-bound, and the learning rate was chosen by voice at 8. On a GPU
+# a small model's step is bound by launching its kernels: on an H200 GPT-2 124M took 26.6 ms a step at 8 blocks and
+# 30.0 ms at 32, so 32 trains 3.5x the tokens a second (bench/README.md). Fewer where 32 would leave under
+# GPU_MIN_STEPS steps (a small account), and halved, starting over, while a chosen batch does not fit.
+CPU_BATCH = 8
+GPU_BATCH = 32
+GPU_MIN_STEPS = 50
+SMALLEST_CHOSEN_BATCH = 8  # a chosen batch is halved down to this; below it --gradient-checkpointing or --lora do more
 # Attention when training on a CPU: the plain one. At blocks of 64 tokens SDPA's flash kernel for the CPU costs more
 # than it saves: its backward alone was 8% of a GPT-2 124M step; plain attention made a step 8-10% faster on GPT-2
 # and SmolLM2-135M (bench/README.md). On a GPU SDPA stays. The saved model's config does not keep the choice.
@@ -181,12 +189,16 @@ def freed_memory_kept() -> Iterator[None]:
         release_memory()
 
 
-def _out_of_memory(settings: Settings, base: BaseModel, on_gpu: bool) -> OutOfMemoryError:
-    """What to change when training does not fit, cheapest first (checkpoints made so far are kept)."""
+def _memory_name(on_gpu: bool) -> str:
     import torch
 
-    where = f"the memory of the {torch.cuda.get_device_name()}" if on_gpu else "the accelerator's memory"
-    tries = [f"--batch-size {max(1, settings.batch_size // 2)}"] if settings.batch_size > 1 else []
+    return f"the memory of the {torch.cuda.get_device_name()}" if on_gpu else "the accelerator's memory"
+
+
+def _out_of_memory(settings: Settings, base: BaseModel, on_gpu: bool, batch_size: int) -> OutOfMemoryError:
+    """What to change when training does not fit, cheapest first (checkpoints made so far are kept)."""
+    where = _memory_name(on_gpu)
+    tries = [f"--batch-size {max(1, batch_size // 2)}"] if batch_size > 1 else []
     if not settings.gradient_checkpointing:
         tries.append("--gradient-checkpointing")
     if not settings.lora:
@@ -207,6 +219,8 @@ def process_rank() -> tuple[int, int]:
 class StepPlan:
     """How long training runs: worked out from the data and the settings alone, so it is tested without training."""
     epochs: float
+    batch_size: int  # blocks a step in each process: --batch-size, or chosen for the device
+    learning_rate: float  # the peak, for that batch (Settings.learning_rate_at)
     steps_per_epoch: int
     planned: int  # the steps `epochs` passes take
     steps: int  # the steps it runs: `planned`, or fewer under a cap
@@ -215,10 +229,16 @@ class StepPlan:
     capped: str | None  # the line that says why it stops early, when it does
 
 
-def plan_steps(settings: Settings, train_blocks: int, on_gpu: bool, world: int = 1) -> StepPlan:
-    """2 passes; on a CPU capped too (CPU_MAX_STEPS), so the main job ends in minutes."""
+def plan_steps(settings: Settings, train_blocks: int, on_gpu: bool, world: int = 1,
+               batch_size: int | None = None) -> StepPlan:
+    """2 passes at the batch for the device (GPU_BATCH, CPU_BATCH), or `batch_size`; on a CPU capped too
+    (CPU_MAX_STEPS), so the main job ends in minutes."""
     epochs = settings.epochs or (GPU_EPOCHS if on_gpu else CPU_EPOCHS)
-    steps_per_epoch = math.ceil(train_blocks / (settings.batch_size * world))
+    batch = batch_size or settings.batch_size or (GPU_BATCH if on_gpu else CPU_BATCH)
+    while (not (batch_size or settings.batch_size) and batch > SMALLEST_CHOSEN_BATCH
+           and math.ceil(train_blocks / (batch * world)) * epochs < GPU_MIN_STEPS):
+        batch //= 2
+    steps_per_epoch = math.ceil(train_blocks / (batch * world))
     planned = math.ceil(steps_per_epoch * epochs)
     max_steps = settings.max_steps if settings.max_steps is not None else (-1 if on_gpu else CPU_MAX_STEPS)
     steps = planned if max_steps == -1 else min(planned, max_steps)
@@ -227,7 +247,8 @@ def plan_steps(settings: Settings, train_blocks: int, on_gpu: bool, world: int =
         share = f"{steps / steps_per_epoch:.1f} of {epochs:g} passes over {train_blocks} blocks"
         capped = (f"CPU only: training capped at {steps} steps ({share}); use a GPU, or --max-steps -1 for the full run"
                   if settings.max_steps is None else f"Training capped at {steps} steps by --max-steps ({share})")
-    return StepPlan(epochs=epochs, steps_per_epoch=steps_per_epoch, planned=planned, steps=steps,
+    return StepPlan(epochs=epochs, batch_size=batch, learning_rate=settings.learning_rate_at(batch * world),
+                    steps_per_epoch=steps_per_epoch, planned=planned, steps=steps,
                     eval_every=max(1, steps // 4), logging_steps=1 if steps <= 200 else steps // 200, capped=capped)
 
 
@@ -285,9 +306,9 @@ def training_arguments(settings: Settings, plan: StepPlan, precision: str, on_gp
                      {f.name for f in dataclasses.fields(TrainingArguments)} else "gradient_checkpointing")
     return TrainingArguments(
         output_dir=str(checkpoints_dir),
-        per_device_train_batch_size=settings.batch_size,
-        per_device_eval_batch_size=settings.batch_size,
-        learning_rate=settings.peak_learning_rate,
+        per_device_train_batch_size=plan.batch_size,
+        per_device_eval_batch_size=plan.batch_size,
+        learning_rate=plan.learning_rate,
         lr_scheduler_type="cosine",
         warmup_steps=0.1,
         num_train_epochs=plan.epochs,
@@ -346,7 +367,8 @@ def save_model(settings: Settings, trainer: Any, tokenizer: Any, model_dir: Path
 def resume_point(settings: Settings, info: DatasetInfo, plan: StepPlan, args: Any, checkpoints_dir: Path,
                  say: Callable[[str], None]) -> Path | None:
     """The checkpoint to go on from, if any, after recording which run the checkpoints folder now belongs to."""
-    fingerprint = {"dataset": info.__dict__, "settings": recipe(settings), "steps": plan.steps}
+    fingerprint = {"dataset": info.__dict__, "settings": recipe(settings), "batch_size": plan.batch_size,
+                   "steps": plan.steps}
     with args.main_process_first(local=False, desc="checking checkpoints"):  # the main one cleans up first
         last = usable_checkpoint(checkpoints_dir, fingerprint, say)
         if process_rank()[0] == 0:
@@ -357,7 +379,7 @@ def resume_point(settings: Settings, info: DatasetInfo, plan: StepPlan, args: An
     return last
 
 
-def run_metrics(settings: Settings, base: BaseModel, info: DatasetInfo, trainer: Any, result: Any,
+def run_metrics(settings: Settings, base: BaseModel, info: DatasetInfo, plan: StepPlan, trainer: Any, result: Any,
                 before: dict[str, float], after: dict[str, float], train_seconds: float, precision: str,
                 why: str) -> dict[str, Any]:
     """metrics.json: what was trained on what, how, and how well."""
@@ -375,7 +397,8 @@ def run_metrics(settings: Settings, base: BaseModel, info: DatasetInfo, trainer:
         "epochs": trainer.state.epoch,
         "precision": precision,
         "precision_reason": why,
-        "learning_rate": settings.peak_learning_rate,
+        "batch_size": plan.batch_size,
+        "learning_rate": plan.learning_rate,
         "host": host_description(),
         "dataset": info.__dict__,
         "sources": list(settings.sources),
@@ -419,42 +442,63 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
     if plan.capped:
         say(plan.capped)
     say(f"Training {base.display} on {info.train_blocks} blocks of {info.block_size} tokens "
-        f"({info.train_posts} posts), {plan.steps} steps at batch {settings.batch_size}"
+        f"({info.train_posts} posts), {plan.steps} steps at batch {plan.batch_size}"
         + (f" in each of {world} processes" if world > 1 else ""))
 
-    args = training_arguments(settings, plan, precision, on_gpu, rank, checkpoints_dir)
-    # AdamW as optim="adamw_torch_fused" makes it, or on the exact fp32 weights of bf16 ones
-    optimizer = (MasterAdamW, {"lr": args.learning_rate, "betas": (args.adam_beta1, args.adam_beta2),
-                               "eps": args.adam_epsilon, "lows": lows_of(model)}) if is_bf16_weights(model) else None
-    trainer = PackedTrainer(model=model, args=args, train_dataset=blocks["train"], eval_dataset=blocks["validation"],
-                            data_collator=default_data_collator, processing_class=tokenizer,
-                            optimizer_cls_and_kwargs=optimizer)
-    trainer.fused_loss = fits(model, precision, on_gpu, world)  # the loss without fp32 logits (huggingtweets/loss.py)
-    trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(QuietProgress(on_log))
-    if world == 1:  # under accelerate every process must agree on when to save, so every evaluation saves
-        trainer.add_callback(SaveNotTooOften(settings.checkpoint_minutes))
+    def make_trainer(plan: StepPlan) -> Any:
+        args = training_arguments(settings, plan, precision, on_gpu, rank, checkpoints_dir)
+        # AdamW as optim="adamw_torch_fused" makes it, or on the exact fp32 weights of bf16 ones
+        optimizer = (MasterAdamW, {"lr": args.learning_rate, "betas": (args.adam_beta1, args.adam_beta2),
+                                   "eps": args.adam_epsilon, "lows": lows_of(model)}) if is_bf16_weights(model) else None
+        trainer = PackedTrainer(model=model, args=args, train_dataset=blocks["train"],
+                                eval_dataset=blocks["validation"], data_collator=default_data_collator,
+                                processing_class=tokenizer, optimizer_cls_and_kwargs=optimizer)
+        trainer.fused_loss = fits(model, precision, on_gpu, world)  # the loss without fp32 logits (loss.py)
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(QuietProgress(on_log))
+        if world == 1:  # under accelerate every process must agree on when to save, so every evaluation saves
+            trainer.add_callback(SaveNotTooOften(settings.checkpoint_minutes))
+        return trainer
+
+    trainer = make_trainer(plan)
 
     # Perplexity on held-out posts, before
     try:
         before = trainer.evaluate()
     except torch.OutOfMemoryError:
-        raise _out_of_memory(settings, base, on_gpu) from None
+        raise _out_of_memory(settings, base, on_gpu, plan.batch_size) from None
     say(f"Validation perplexity before training: {math.exp(before['eval_loss']):.1f}")
 
     # Resume from the newest whole checkpoint of this same run (data and settings),
     # as after a crash or a disconnect; anything else there is stale or damaged.
-    last = resume_point(settings, info, plan, args, checkpoints_dir, say)
+    last = resume_point(settings, info, plan, trainer.args, checkpoints_dir, say)
 
-    # Train, then perplexity after
-    started = time.perf_counter()
-    try:
-        with freed_memory_kept():
-            result = trainer.train(resume_from_checkpoint=str(last) if last else None)
-            train_seconds = time.perf_counter() - started
-            after = trainer.evaluate()
-    except torch.OutOfMemoryError:
-        raise _out_of_memory(settings, base, on_gpu) from None
+    # Train, then perplexity after. A batch chosen for the device that does not fit (the optimizer's state is made
+    # at the first update, so the second step can be the first that does not) is halved, and training starts over
+    # from the base model. A batch the user gave stops with one line, as does any under several processes.
+    while True:
+        started = time.perf_counter()
+        try:
+            with freed_memory_kept():
+                result = trainer.train(resume_from_checkpoint=str(last) if last else None)
+                train_seconds = time.perf_counter() - started
+                after = trainer.evaluate()
+            break
+        except torch.OutOfMemoryError:
+            # Several processes would have to agree to start over: they stop, with the line, instead
+            if settings.batch_size or plan.batch_size <= SMALLEST_CHOSEN_BATCH or world > 1:
+                raise _out_of_memory(settings, base, on_gpu, plan.batch_size) from None
+        del trainer, model
+        release_memory()
+        if on_gpu:
+            torch.cuda.empty_cache()
+        plan = plan_steps(settings, info.train_blocks, on_gpu, world, batch_size=plan.batch_size // 2)
+        say(f"Batch {2 * plan.batch_size} does not fit {_memory_name(on_gpu)}: starting over at batch "
+            f"{plan.batch_size}, {plan.steps} steps")
+        set_seed(settings.seed)
+        model, tokenizer = setup_model(settings, base, lambda _: None, on_gpu, precision, world)
+        trainer = make_trainer(plan)
+        last = resume_point(settings, info, plan, trainer.args, checkpoints_dir, say)  # the new plan's fingerprint
     say(f"Validation perplexity after training: {math.exp(after['eval_loss']):.1f} (before: "
         f"{math.exp(before['eval_loss']):.1f}), {train_seconds:.0f} s of training")
 
@@ -463,4 +507,4 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
         say_all(f"Process {rank} of {world}: done")
     if rank:
         return {"rank": rank}
-    return run_metrics(settings, base, info, trainer, result, before, after, train_seconds, precision, why)
+    return run_metrics(settings, base, info, plan, trainer, result, before, after, train_seconds, precision, why)

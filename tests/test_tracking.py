@@ -58,6 +58,7 @@ def test_offline_run_leaves_two_finished_runs_whose_artifacts_chain(tmp_path, ti
 
     config = train["config"]
     assert config["learning_rate"] == 2e-4 and config["max_steps"] == 4 and config["block_size"] == 64
+    assert config["batch_size"] == 8  # chosen for the device (8 on a GPU too: 136 blocks), recorded when it ends
     assert {"torch", "transformers", "datasets", "python"} <= set(config["versions"])
     assert config["model"] == "local folder " + tiny_gpt2.name
     assert "x_bearer_token" not in config and "work" not in config
@@ -74,6 +75,7 @@ def test_offline_run_leaves_two_finished_runs_whose_artifacts_chain(tmp_path, ti
 
     card = (tmp_path / "work" / "sample" / "model" / "README.md").read_text()
     assert "Explore the data" not in card and "W&B training run" not in card  # offline: no link that would be dead
+    assert " after (4 steps at batch 8 (blocks of 64 tokens), " in card  # the batch is the device's: the card says it
 
 
 def test_with_no_key_and_no_mode_nothing_waits_and_one_line_says_tracking_is_off(tmp_path, tiny_gpt2, wandb_dirs):

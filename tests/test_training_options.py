@@ -142,3 +142,53 @@ def test_the_step_plan_caps_a_cpu_run_and_says_so_and_runs_a_gpu_one_whole():
     assert (two.steps_per_epoch, two.steps, two.eval_every) == (51, 30, 7)
     assert two.capped == "Training capped at 30 steps by --max-steps (0.6 of 2 passes over 801 blocks)"
     assert plan_steps(ht.Settings(epochs=1, max_steps=-1), 10, on_gpu=False).steps == 2
+
+
+def test_a_chosen_batch_that_does_not_fit_is_halved_and_training_starts_over_from_the_base(tmp_path, tiny_gpt2,
+                                                                                         monkeypatch):
+    """The batch chosen for the device (GPU_BATCH, here 16 on either device) runs out of memory at its second step,
+    when the optimizer's state has joined the activations, as gpt2-large's batch of 32 did under a 16 GiB cap on an
+    H200: training starts over at batch 8 from the base model, and ends where a run at --batch-size 8 ends."""
+    import importlib
+
+    import torch
+
+    train = importlib.import_module("huggingtweets.train")  # the module: ht.train is the pipeline's function
+    monkeypatch.setattr(train, "CPU_BATCH", 16)
+    monkeypatch.setattr(train, "GPU_BATCH", 16)
+    monkeypatch.setattr(train, "GPU_MIN_STEPS", 1)
+
+    def too_big_at_16(entry):  # 136 blocks: 18 steps at batch 16, 34 at batch 8
+        if entry.get("max_steps") == 18 and entry.get("step") == 2 and "loss" in entry:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB.")
+
+    lines = []
+    chosen = ht.train(ht.Settings(sources=["sample"], model=str(tiny_gpt2), work=tmp_path / "chosen"),
+                      say=lines.append, on_log=too_big_at_16, write_card=False)
+    assert f"Training {tiny_gpt2.name} on 136 blocks of 64 tokens (383 posts), 18 steps at batch 16" in lines
+    assert any(line.startswith("Batch 16 does not fit ") and line.endswith(": starting over at batch 8, 34 steps")
+               for line in lines)
+    assert (chosen["batch_size"], chosen["steps"], chosen["learning_rate"]) == (8, 34, 2e-4)
+    given = ht.train(ht.Settings(sources=["sample"], model=str(tiny_gpt2), work=tmp_path / "given", batch_size=8),
+                     say=lambda _: None, write_card=False)
+    a = load_file(tmp_path / "chosen" / "sample" / "model" / "model.safetensors")
+    b = load_file(tmp_path / "given" / "sample" / "model" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for name in a:  # one update more or less moves a weight by about the learning rate, 2e-4
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-5)
+    assert chosen["eval_loss_after"] == pytest.approx(given["eval_loss_after"], abs=1e-4)
+
+
+def test_a_gpu_takes_more_blocks_a_step_where_the_data_leaves_enough_steps_and_a_higher_learning_rate_with_them():
+    from huggingtweets.train import plan_steps
+
+    gpu = plan_steps(ht.Settings(), train_blocks=830, on_gpu=True)  # bench --gpu's 3,200 posts
+    assert (gpu.batch_size, gpu.steps, gpu.learning_rate) == (32, 52, pytest.approx(4e-4))
+    assert plan_steps(ht.Settings(), train_blocks=400, on_gpu=True).batch_size == 16  # 32 would leave 26 steps
+    assert plan_steps(ht.Settings(), train_blocks=136, on_gpu=True).batch_size == 8  # the sample account
+    cpu = plan_steps(ht.Settings(), train_blocks=830, on_gpu=False)
+    assert (cpu.batch_size, cpu.learning_rate) == (8, 2e-4)
+    given = plan_steps(ht.Settings(batch_size=64, learning_rate=1e-4), train_blocks=830, on_gpu=True)
+    assert (given.batch_size, given.steps, given.learning_rate) == (64, 26, 1e-4)  # what the user gave, as given
+    assert plan_steps(ht.Settings(batch_size=2), 830, on_gpu=False).learning_rate == pytest.approx(1e-4)
+    assert plan_steps(ht.Settings(lora=True), 830, on_gpu=True).learning_rate == pytest.approx(2e-3)
