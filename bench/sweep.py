@@ -29,6 +29,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.sweep", description=__doc__.splitlines()[0])
     parser.add_argument("--voice", default="tweets", choices=("tweets", "reviews", "editorials", "movies"))
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a setting of the recipe")
+    parser.add_argument("--source", help="train on these posts instead of the voice's sample account (file:PATH): "
+                        "the GPU batch sweep used the 2,000 tweets of bench --gpu")
     parser.add_argument("--temperatures", default="1.0", help="comma-separated sampling temperatures")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
@@ -44,7 +46,7 @@ def main() -> None:
     from huggingtweets.voice import distinct_2, short_share
 
     recipe = recipe_from(args.set)
-    source = "sample" if args.voice == "tweets" else f"sample:{args.voice}"
+    source = args.source or ("sample" if args.voice == "tweets" else f"sample:{args.voice}")
     work = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
     quiet = lambda _: None  # noqa: E731
     rows = []
@@ -62,7 +64,8 @@ def main() -> None:
             samples = unprompted(model, tokenizer, num_samples=100, max_new_tokens=settings.max_new_tokens,
                                  top_p=settings.top_p, temperature=temperature, seed=settings.seed)
             attributed = attribute(classifier, samples)
-            rows.append({"host": host_description(), "voice": args.voice, "recipe": recipe, "temperature": temperature,
+            rows.append({"host": host_description(), "voice": args.voice, "recipe": recipe,
+                         **({"source": args.source} if args.source else {}), "temperature": temperature,
                          "own": attributed[args.voice], "attributed": attributed, "short": short_share(samples),
                          "copies": sum(copy_check(t, "", trained_on)[1] for t in samples) / len(samples),
                          "distinct_2": distinct_2(samples), "perplexity": metrics["eval_perplexity_after"],
@@ -99,7 +102,8 @@ def markdown(rows: list[dict]) -> str:
              "| voice | recipe | temperature | own voice | held-out perplexity | empty or one word | copies | "
              "distinct-2 | steps | train s |", "| --- |" + " --- |" * 9]
     for r in rows:
-        lines.append(f"| {r['voice']} | {recipe_text(r['recipe'])} | {r['temperature']:g} | {r['own']:.0%} | "
+        on = f" (on {r['source'].split('/')[-1]})" if r.get("source") else ""
+        lines.append(f"| {r['voice']} | {recipe_text(r['recipe'])}{on} | {r['temperature']:g} | {r['own']:.0%} | "
                      f"{r['perplexity']:.1f} | {r['short']:.0%} | {share(r['copies'])} | {r['distinct_2']:.2f} | "
                      f"{r['steps']} | {r['train_s']:.0f}{' (' + r['note'] + ')' if r.get('note') else ''} |")
     return "\n".join(lines)
