@@ -24,6 +24,11 @@ def test_the_gpu_bench_without_a_gpu_says_so_in_one_line():
 
 @pytest.mark.slow
 def test_the_gpu_bench_runs_every_part_and_writes_its_report(tmp_path):
+    import torch
+
+    from huggingtweets import Settings
+    from huggingtweets.train import plan_steps
+
     done = bench("--gpu", "--quick", "--out", str(tmp_path / "gpu.json"), BENCH_GPU_TINY="1")
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((tmp_path / "gpu.json").read_text())
@@ -32,11 +37,13 @@ def test_the_gpu_bench_runs_every_part_and_writes_its_report(tmp_path):
     # 830, not the 852 of the H200 figures in bench/README.md: the split sends every copy of a held-out text to
     # validation (789 blocks), and every block now starts where a post starts (830).
     assert gpt2["posts"] == 3200 and gpt2["kept"] == 3043 and gpt2["train_blocks"] == 830 and gpt2["steps"] == 4
+    assert report["gpt2-batch8"]["batch_size"] == 8 and report["profile"]["kernels"]
     for recipe in ("large-original", "large-ours", "large-checkpointing", "large-lora"):
         assert report[recipe]["fits"] and report[recipe]["steps"] == 2, recipe
     table = (tmp_path / "gpu.md").read_text()
-    assert "GPT-2 124M on 3,200 posts (3,043 kept, 830 blocks), 4 steps" in table
-    assert "| original | yes | - |" in table and "| lora | yes | - |" in table
+    chosen = plan_steps(Settings(), train_blocks=830, on_gpu=torch.cuda.is_available()).batch_size  # 8; 32 on a GPU
+    assert f"| gpt2 | {chosen} | 4 (" in table and "| gpt2-batch8 | 8 | 4 (" in table
+    assert "| original | yes | 1 x 1024 | - |" in table and "| lora | yes | 8 x 64 | - |" in table
 
 
 @pytest.mark.slow  # four bots and their evaluations: 3 minutes on 2 cores
