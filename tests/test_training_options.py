@@ -192,3 +192,22 @@ def test_a_gpu_takes_more_blocks_a_step_where_the_data_leaves_enough_steps_and_a
     assert (given.batch_size, given.steps, given.learning_rate) == (64, 26, 1e-4)  # what the user gave, as given
     assert plan_steps(ht.Settings(batch_size=2), 830, on_gpu=False).learning_rate == pytest.approx(1e-4)
     assert plan_steps(ht.Settings(lora=True), 830, on_gpu=True).learning_rate == pytest.approx(2e-3)
+
+
+def test_a_run_that_diverges_shows_its_loss_as_nan_and_stops_with_one_line_saving_nothing(tmp_path, tiny_gpt2):
+    """At a learning rate far too high the loss becomes NaN. Trainer's logging_nan_inf_filter used to log such a step's
+    loss as the average of the finite ones since the last log: 0.0 once a log had emptied it, so the progress bar
+    and the app's plot showed a perfect loss for a run that had diverged (and it made the GPU wait every step)."""
+    import math
+
+    logs = []
+    settings = ht.Settings(sources=["sample"], model=str(tiny_gpt2), work=tmp_path / "work", max_steps=6,
+                           learning_rate=1e6, precision="fp32")
+    with pytest.raises(SettingsError) as raised:
+        ht.train(settings, say=lambda _: None, write_card=False, on_log=logs.append)
+    losses = [e["loss"] for e in logs if "loss" in e]
+    assert len(losses) == 6 and math.isnan(losses[-1]) and 0.0 not in losses
+    assert str(raised.value).startswith("training diverged: the validation loss is nan after 6 steps at a peak "
+                                        "learning rate of 1e+06; try a lower --learning-rate")
+    assert not (tmp_path / "work" / "sample" / "model").exists()
+    assert not (tmp_path / "work" / "sample" / "checkpoints").exists()
