@@ -53,8 +53,9 @@ CHECKPOINT_FILES = ("trainer_state.json", "model.safetensors", "optimizer.pt", "
 
 
 def recipe(settings: Settings) -> dict[str, Any]:
-    """The FINGERPRINT settings as they train: the learning rate the run uses, not None for "the default",
-    so a model made under an older default is not taken for one of today's."""
+    """The FINGERPRINT settings as they train: the learning rate given, or the default's value at 8 blocks a step,
+    not None for "the default", so a model made under an older default is not taken for one of today's. The batch
+    and rate a run chose for its device are in its checkpoints' fingerprint (resume_point) and metrics.json."""
     return {**{k: getattr(settings, k) for k in FINGERPRINT}, "learning_rate": settings.peak_learning_rate}
 
 
@@ -234,8 +235,9 @@ def plan_steps(settings: Settings, train_blocks: int, on_gpu: bool, world: int =
     """2 passes at the batch for the device (GPU_BATCH, CPU_BATCH), or `batch_size`; on a CPU capped too
     (CPU_MAX_STEPS), so the main job ends in minutes."""
     epochs = settings.epochs or (GPU_EPOCHS if on_gpu else CPU_EPOCHS)
-    batch = batch_size or settings.batch_size or (GPU_BATCH if on_gpu else CPU_BATCH)
-    while (not (batch_size or settings.batch_size) and batch > SMALLEST_CHOSEN_BATCH
+    given = batch_size or settings.batch_size
+    batch = given or (GPU_BATCH if on_gpu else CPU_BATCH)
+    while (not given and batch > SMALLEST_CHOSEN_BATCH
            and math.ceil(train_blocks / (batch * world)) * epochs < GPU_MIN_STEPS):
         batch //= 2
     steps_per_epoch = math.ceil(train_blocks / (batch * world))
