@@ -43,24 +43,41 @@ class LinearCrossEntropy(torch.autograd.Function):
             h = hidden.to(dtype)
             logits = torch.empty((h.shape[0], weight.shape[0]), dtype=dtype, device=hidden.device)
             for start in range(0, weight.shape[0], CHUNK_WORDS):
-                logits[:, start:start + CHUNK_WORDS] = h @ weight[start:start + CHUNK_WORDS].to(dtype).t()
+                # into the buffer itself (out=): no product made beside it and copied in
+                torch.mm(h, weight[start:start + CHUNK_WORDS].to(dtype).t(), out=logits[:, start:start + CHUNK_WORDS])
         valid = labels != IGNORE_INDEX
         count = valid.sum().clamp(min=1)
         targets = labels.clamp(min=0)
         wants_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        part = torch.empty((min(CHUNK_ROWS, logits.shape[0]), logits.shape[1]), dtype=torch.float32,
+                           device=hidden.device)  # one fp32 chunk, reused
         for start in range(0, logits.shape[0], CHUNK_ROWS):
             rows = slice(start, start + CHUNK_ROWS)
-            part, target, keep = logits[rows].float(), targets[rows], valid[rows].float()
-            lse = torch.logsumexp(part, dim=-1)
-            total += ((lse - part.gather(1, target[:, None])[:, 0]) * keep).sum()
-            if wants_grad:  # d loss / d logits = (softmax - one-hot) / count, on the labels counted
-                part.sub_(lse[:, None]).exp_()
-                part[torch.arange(part.shape[0], device=part.device), target] -= keep
-                part.mul_((keep / count)[:, None])
-                logits[rows] = part
+            chunk, target, keep = part[:logits[rows].shape[0]], targets[rows], valid[rows]
+            # Three passes over the chunk: to fp32, softmax in place (one fused kernel, a row at a time), back into
+            # the buffer. The loss is -log(p) of each target; the 1/count is applied in backward, to the small
+            # operands.
+            chunk.copy_(logits[rows])
+            if not wants_grad:  # evaluation: the log-softmax is all it needs
+                torch._log_softmax(chunk, -1, False, out=chunk)
+                total -= chunk.gather(1, target[:, None])[:, 0].masked_fill(~keep, 0).sum()
+                continue
+            torch._softmax(chunk, -1, False, out=chunk)
+            p = chunk.gather(1, target[:, None])[:, 0]
+            nll = -p.log()
+            tiny = p < 1e-30  # -log(p) loses digits as p nears fp32's smallest: those rows from the logits instead
+            if tiny.any():
+                x = logits[rows][tiny].float()
+                nll[tiny] = torch.logsumexp(x, -1) - x.gather(1, target[tiny][:, None])[:, 0]
+            total += nll.masked_fill(~keep, 0).sum()
+            # d loss / d logits * count = softmax - one-hot, on the labels counted
+            chunk[torch.arange(chunk.shape[0], device=chunk.device), target] -= 1
+            if not keep.all():
+                chunk[~keep] = 0
+            logits[rows] = chunk
         if wants_grad:
-            ctx.save_for_backward(logits, hidden, weight)
+            ctx.save_for_backward(logits, hidden, weight, count)
             ctx.dtype = dtype
         return total / count
 
@@ -69,12 +86,11 @@ class LinearCrossEntropy(torch.autograd.Function):
         # A slice of the vocabulary at a time, so that no copy of the whole weight (in the compute dtype) or of its
         # gradient (in it, then in fp32) is made beside the gradient itself: backward starts at the loss, when every
         # activation is still held, and that is the peak of a step's memory.
-        grad_logits, hidden, weight = ctx.saved_tensors
+        grad_logits, hidden, weight, count = ctx.saved_tensors
         grad_hidden = grad_weight = None
+        scale = grad_loss.float() / count  # the buffer holds the gradient times count (see forward)
         with torch.autocast(hidden.device.type, enabled=False):
-            if grad_loss.item() != 1.0:  # 1 from Trainer's backward(): no copy of the buffer then
-                grad_logits = grad_logits * grad_loss.to(ctx.dtype)
-            h = hidden.to(ctx.dtype)
+            h = (hidden.float() * scale).to(ctx.dtype)  # scaled here, on 8 x 64 rows, not on the whole buffer
             if ctx.needs_input_grad[0]:
                 grad_hidden = torch.zeros(hidden.shape, dtype=torch.float32, device=hidden.device)
             if ctx.needs_input_grad[1]:
@@ -85,7 +101,12 @@ class LinearCrossEntropy(torch.autograd.Function):
                 if grad_hidden is not None:
                     grad_hidden += g @ weight[words].to(ctx.dtype)
                 if grad_weight is not None:
-                    grad_weight[words] = g.t() @ h
+                    if grad_weight.dtype == h.dtype:  # bf16 weights: straight into the gradient
+                        torch.mm(g.t(), h, out=grad_weight[words])
+                    else:  # fp32 weights under autocast: the product in the compute dtype, turned to fp32
+                        grad_weight[words] = g.t() @ h
+            if grad_hidden is not None:
+                grad_hidden *= scale
         return (grad_hidden.to(hidden.dtype) if grad_hidden is not None else None), grad_weight, None, None
 
 

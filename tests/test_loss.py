@@ -9,7 +9,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 import huggingtweets as ht
-from huggingtweets.loss import causal_lm_loss, fits
+from huggingtweets.loss import LinearCrossEntropy, causal_lm_loss, fits
 
 
 def batch(vocab: int):
@@ -107,3 +107,16 @@ def test_training_with_it_makes_the_model_training_without_it_makes(tmp_path, ti
     assert after < before
     for name, weight in theirs.items():
         assert torch.allclose(ours[name], weight, atol=1e-5), name
+
+
+def test_a_target_the_model_all_but_rules_out_gets_its_whole_loss():
+    # The loss is -log(softmax) at each target; where that probability underflows fp32 (a confident wrong guess,
+    # as early in a diverging run) it is worked out from the logits, not left infinite.
+    torch.manual_seed(0)
+    hidden, weight = torch.randn(6, 16), torch.randn(50, 16)
+    hidden[0] *= 100  # logits spread over thousands: the target's probability is far below fp32's smallest
+    labels = torch.tensor([3, 7, -100, 1, 2, 9])
+    loss = LinearCrossEntropy.apply(hidden.requires_grad_(), weight, labels, torch.float32)
+    expected = torch.nn.functional.cross_entropy(hidden @ weight.t(), labels, ignore_index=-100)
+    assert torch.isfinite(loss) and expected.item() > 100
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
