@@ -139,16 +139,18 @@ def train_recipe(recipe: str, posts, val_ids, eos: int, seconds: float, precisio
     useful = steps = computed = 0
     model.train()
     source = batches(recipe, posts, eos)
-    # Ours keeps freed memory for the next step, trains with plain attention on the CPU and computes the loss
-    # without fp32 logits where that is exact (not LoRA), as train.py does; the original and the tutorials do not.
+    # Ours keeps freed memory for the next step, trains with plain attention on the CPU and GPT-2's GELU in one
+    # kernel, and computes the loss without fp32 logits where that is exact (not LoRA), as train.py does; the
+    # original and the tutorials do not.
     kept = contextlib.ExitStack()
     loss_of = lambda ids, labels: model(input_ids=ids, labels=labels).loss  # noqa: E731
     if ours:
         from huggingtweets.loss import causal_lm_loss, fits
-        from huggingtweets.train import CPU_ATTENTION, freed_memory_kept
+        from huggingtweets.train import CPU_ATTENTION, freed_memory_kept, one_kernel_gelu
 
         kept.enter_context(freed_memory_kept())
         model.set_attn_implementation(CPU_ATTENTION)
+        one_kernel_gelu(model)
         if fits(model, precision, on_gpu=False, world=1):
             loss_of = lambda ids, labels: causal_lm_loss(model, ids, labels)  # noqa: E731
 

@@ -211,3 +211,26 @@ def test_a_run_that_diverges_shows_its_loss_as_nan_and_stops_with_one_line_savin
                                         "learning rate of 1e+06; try a lower --learning-rate")
     assert not (tmp_path / "work" / "sample" / "model").exists()
     assert not (tmp_path / "work" / "sample" / "checkpoints").exists()
+
+
+def test_gpt2_trains_with_its_gelu_in_one_kernel_and_is_saved_with_its_own(tmp_path, tiny_gpt2):
+    # gelu_new is six elementwise ops; PyTorch's tanh GELU is the same function in one kernel (huggingtweets/train.py)
+    import json
+
+    import torch
+    from transformers import AutoModelForCausalLM
+    from transformers.activations import PytorchGELUTanh
+
+    from huggingtweets.models import BaseModel
+    from huggingtweets.train import setup_model
+
+    base = BaseModel(requested=str(tiny_gpt2), path=str(tiny_gpt2), hub_id=None, display="tiny", license=None,
+                     limitations_url=None)
+    model, _ = setup_model(ht.Settings(model=str(tiny_gpt2), work=tmp_path), base, say=lambda _: None,
+                           on_gpu=False, precision="fp32")
+    assert [type(block.mlp.act) for block in model.transformer.h] == [PytorchGELUTanh, PytorchGELUTanh]
+    original = AutoModelForCausalLM.from_pretrained(tiny_gpt2, attn_implementation="eager").eval()
+    ids = torch.randint(0, original.config.vocab_size, (2, 16))
+    assert torch.allclose(model.eval()(ids).logits, original(ids).logits, atol=1e-5)
+    model.save_pretrained(tmp_path / "saved")
+    assert json.loads((tmp_path / "saved" / "config.json").read_text())["activation_function"] == "gelu_new"
