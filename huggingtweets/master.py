@@ -37,9 +37,9 @@ def split(fp32: torch.Tensor, high: torch.Tensor, low: torch.Tensor, bits: torch
     """fp32 -> its bf16 rounding (into `high`) and what is left (an int16, into `low`), through `bits` (an int32
     buffer); all the same size. `fp32` is used up: it holds the leftover afterwards."""
     fp32_bits = fp32.view(torch.int32)
-    torch.add(fp32_bits, 0x8000, out=bits).bitwise_right_shift_(16)  # the sign and magnitude rounded, ties away
-    high.view(torch.int16).copy_(bits)
-    low.copy_(fp32_bits.sub_(bits.bitwise_left_shift_(16)))  # in [-0x8000, 0x7fff]
+    torch.add(fp32_bits, 0x8000, out=bits).bitwise_and_(-0x10000)  # the sign and magnitude rounded, ties away
+    high.copy_(bits.view(torch.float32))  # exact: the lower 16 bits are zero
+    low.copy_(fp32_bits.sub_(bits))  # in [-0x8000, 0x7fff]
 
 
 def join(high: torch.Tensor, low: torch.Tensor, out: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
