@@ -31,6 +31,7 @@ def test_a_bf16_weight_and_its_lower_bits_are_the_fp32_weight():
 def test_the_optimizer_is_adamw():
     torch.manual_seed(0)
     reference = torch.nn.Parameter(torch.randn(3 * master.SLICE + 7) * 0.05)  # several slices, the last one short
+    start = reference.detach().clone()
     expected = torch.optim.AdamW([reference], lr=1e-3, weight_decay=0.1, fused=True)
     high = torch.empty(reference.shape, dtype=torch.bfloat16)
     low = torch.empty(reference.shape, dtype=torch.int16)
@@ -49,9 +50,9 @@ def test_the_optimizer_is_adamw():
     assert torch.equal(norm, norm_reference)  # fp32: torch's AdamW to the bit
     # bf16 weights: the update in fp32 on the exact weight; only the first moment is held in bf16
     trained = master.join(weight.detach(), low, torch.empty(reference.shape), bits)
-    moved = (reference.detach() - master.join(high, low, torch.empty(reference.shape), bits)).abs().max()
-    assert (trained - reference.detach()).abs().max() < 0.01 * 10 * 1e-3
-    assert weight.dtype == torch.bfloat16 and moved > 0
+    assert (trained - reference.detach()).abs().max() < 0.01 * 10 * 1e-3  # a hundredth of ten steps' reach
+    # and the weights did move: AdamW's steps are about the learning rate each
+    assert weight.dtype == torch.bfloat16 and (trained - start).abs().max() > 5 * 1e-3
 
 
 def trained(tmp_path, model, name, **settings):
