@@ -56,8 +56,8 @@ class LinearCrossEntropy(torch.autograd.Function):
             rows = slice(start, start + CHUNK_ROWS)
             chunk, target, keep = part[:logits[rows].shape[0]], targets[rows], valid[rows]
             # Three passes over the chunk: to fp32, softmax in place (one fused kernel, a row at a time), back into
-            # the buffer. The loss is -log(p) of each target; the 1/count is applied in backward, to the small
-            # operands.
+            # the buffer (aten's _softmax / _log_softmax with out=: the public functions have no in-place form).
+            # The loss is -log(p) of each target; the 1/count is applied in backward, to the small operands.
             chunk.copy_(logits[rows])
             if not wants_grad:  # evaluation: the log-softmax is all it needs
                 torch._log_softmax(chunk, -1, False, out=chunk)
