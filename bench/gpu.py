@@ -255,7 +255,7 @@ def _profile(folder: Path, overrides: dict, bf16_weights: bool = False) -> dict:
     from transformers import GPT2LMHeadModel
 
     import huggingtweets as ht
-    from huggingtweets.train import plan_steps
+    from huggingtweets.train import one_kernel_gelu, plan_steps
 
     on_gpu = torch.cuda.is_available()
     device = "cuda" if on_gpu else "cpu"
@@ -265,6 +265,7 @@ def _profile(folder: Path, overrides: dict, bf16_weights: bool = False) -> dict:
     for module in model.modules():
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
+    one_kernel_gelu(model)  # as train.setup_model does
     ids = torch.randint(0, model.config.vocab_size, (plan.batch_size, settings.block_size), device=device)
     dtype = torch.bfloat16 if not on_gpu or torch.cuda.is_bf16_supported() else torch.float16
     if bf16_weights:
