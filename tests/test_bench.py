@@ -1,5 +1,5 @@
-"""bench --gpu's plumbing, on the CPU: with BENCH_GPU_TINY it runs every part on tiny
-models with no cap, so the GPU bench cannot rot between the sessions that have a GPU."""
+"""The benches' plumbing, on the CPU and tiny models, so a bench cannot rot between the sessions that run it:
+python -m bench with BENCH_TINY, bench --gpu with BENCH_GPU_TINY (every part, no cap), bench --voice."""
 
 import json
 import os
@@ -44,6 +44,27 @@ def test_the_gpu_bench_runs_every_part_and_writes_its_report(tmp_path):
     chosen = plan_steps(Settings(), train_blocks=830, on_gpu=torch.cuda.is_available()).batch_size  # 8; 32 on a GPU
     assert f"| gpt2 | {chosen} | 4 (" in table and "| gpt2-batch8 | 8 | 4 (" in table
     assert "| original | yes | 1 x 1024 | - |" in table and "| lora | yes | 8 x 64 | - |" in table
+
+
+@pytest.mark.slow  # a dozen processes, each loading torch and transformers: about a minute on 2 cores
+def test_the_bench_trains_each_recipe_in_turns_and_writes_its_table(tmp_path, tiny_gpt2):
+    """python -m bench's plumbing on a 2-layer GPT-2 (BENCH_TINY): original, padded and ours trained in turns, in
+    processes of their own; the levers alone; the limit measured twice; the main job on the tiny model."""
+    done = bench("--quick", "--out", str(tmp_path / "latest.json"), BENCH_TINY="1", HUGGINGTWEETS_MODEL=str(tiny_gpt2))
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((tmp_path / "latest.json").read_text())
+    assert list(report["train"]) == ["original", "padded", "ours", "ours-frozen", "ours-lora"]
+    for name, recipe in report["train"].items():
+        assert len(recipe["rounds"]) == (3 if name in ("original", "padded", "ours") else 1), name
+        assert recipe["steps"] >= len(recipe["rounds"]) and recipe["val_loss"] > 0 and 0 < recipe["mfu"], name
+    assert report["train"]["ours"]["precision"] == report["machine"]["precision_chosen"].split()[0]
+    assert report["train"]["ours"]["profile"] and "profile" not in report["train"]["padded"]
+    first, second = report["limit_gflops_probes"]
+    assert report["limit_gflops"] == {d: max(first[d], second[d]) for d in ("fp32", "bf16")}
+    assert report["run"]["steps"] == 4 and report["run"]["base_model"] == str(tiny_gpt2)
+    table = (tmp_path / "latest.md").read_text()
+    assert "| ours | " in table and "| ours-lora | " in table
+    assert "Original, padded and ours trained in turns, 3 slices each; ours round by round: " in table
 
 
 @pytest.mark.slow  # four bots and their evaluations: 3 minutes on 2 cores
