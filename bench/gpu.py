@@ -269,13 +269,13 @@ def _profile(folder: Path, overrides: dict, bf16_weights: bool = False) -> dict:
     ids = torch.randint(0, model.config.vocab_size, (plan.batch_size, settings.block_size), device=device)
     dtype = torch.bfloat16 if not on_gpu or torch.cuda.is_bf16_supported() else torch.float16
     if bf16_weights:
-        from huggingtweets.master import _matmul_params, _to_fp32
+        from huggingtweets.master import fp32_output, matmul_params
 
-        low = list(_matmul_params(model))
+        low = list(matmul_params(model))
         masters = [p.detach().float().clone() for p in low]  # fp32 copies, for the optimizer
         for p in low:
             p.data = p.data.to(dtype)
-        model.get_input_embeddings().register_forward_hook(_to_fp32)  # the residual stream in fp32, as autocast
+        model.get_input_embeddings().register_forward_hook(fp32_output)  # the residual stream in fp32, as autocast
         others = [p for p in model.parameters() if p.dtype == torch.float32]
         grads32 = [torch.empty_like(m) for m in masters]
         optimizer = torch.optim.AdamW(masters + others, lr=plan.learning_rate, fused=True)

@@ -49,7 +49,8 @@ def join(high: torch.Tensor, low: torch.Tensor, out: torch.Tensor, bits: torch.T
     return out
 
 
-def _matmul_params(model: torch.nn.Module) -> Iterable[torch.nn.Parameter]:
+def matmul_params(model: torch.nn.Module) -> Iterable[torch.nn.Parameter]:
+    """The weights of the model's matrix products (linear layers, GPT-2's Conv1D, the embeddings), each once."""
     from transformers.pytorch_utils import Conv1D
 
     seen = set()
@@ -61,7 +62,8 @@ def _matmul_params(model: torch.nn.Module) -> Iterable[torch.nn.Parameter]:
                     yield param
 
 
-def _to_fp32(module: torch.nn.Module, args: Any, output: torch.Tensor) -> torch.Tensor:
+def fp32_output(module: torch.nn.Module, args: Any, output: torch.Tensor) -> torch.Tensor:
+    """A forward hook: the module's output in fp32 (on the embedding, the residual stream stays fp32)."""
     return output.float()
 
 
@@ -69,7 +71,7 @@ def to_bf16_weights(model: torch.nn.Module) -> torch.nn.Module:
     """Store the weights of the matrix products in bf16, each with its lower 16 bits beside it (in place);
     the norms and buffers stay as they are."""
     lows = {}
-    for param in _matmul_params(model):
+    for param in matmul_params(model):
         high = torch.empty(param.shape, dtype=torch.bfloat16)
         lows[param] = torch.empty(param.shape, dtype=torch.int16)
         split(param.data.to(torch.float32, copy=True), high, lows[param], torch.empty(param.shape, dtype=torch.int32))
@@ -80,7 +82,7 @@ def to_bf16_weights(model: torch.nn.Module) -> torch.nn.Module:
         if tensor.dtype != torch.bfloat16:
             tensor.data = tensor.data.clone()
     model._bf16_lows = lows
-    model._fp32_embedding_hook = model.get_input_embeddings().register_forward_hook(_to_fp32)
+    model._fp32_embedding_hook = model.get_input_embeddings().register_forward_hook(fp32_output)
     return model
 
 
