@@ -250,6 +250,7 @@ def main() -> None:
                         help="with --voice: a setting of the recipe to try (max_steps=60, learning_rate=2e-4, lora=true ...)")
     parser.add_argument("--section", choices=SECTIONS, help=argparse.SUPPRESS)  # one part, in a process of its own
     parser.add_argument("--worker", choices=RECIPES, help=argparse.SUPPRESS)  # one recipe, trained when told (race)
+    parser.add_argument("--precision", choices=("fp32", "bf16"), help=argparse.SUPPRESS)  # the worker's, if ours
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(os.cpu_count() or 1)
@@ -257,7 +258,7 @@ def main() -> None:
         print(json.dumps(_section(args.section, args.quick)))
         return
     if args.worker:
-        _worker(args.worker)
+        _worker(args.worker, args.precision if args.worker.startswith("ours") else "fp32")
         return
     if args.voice:
         from bench import voice
@@ -291,11 +292,11 @@ def main() -> None:
     # falls on all three alike; the two levers after them, alone.
     budget = 1 if os.environ.get("BENCH_TINY") else 20 if args.quick else 120
     print(f"training recipes {', '.join(RACE)} in turns ...", flush=True)
-    report["train"] = race(RACE, budget, rounds=3 if args.quick else 6)
+    report["train"] = race(RACE, budget, 3 if args.quick else 6, precision)
     for recipe in RECIPES:
         if recipe not in RACE:
             print(f"training recipe {recipe} ...", flush=True)
-            report["train"].update(race([recipe], budget, rounds=1))
+            report["train"].update(race([recipe], budget, 1, precision))
     # The limit again after the recipes, and the best of the two kept: these hosts' speed drifts by 10-20% within
     # minutes, and a probe that caught a slow moment made a recipe's MFU look better than it was (padded's 73% in fp32
     # against 60% the run before). The best is what the host can do, as each probe keeps its best pass.
@@ -314,20 +315,33 @@ def main() -> None:
     write_report(report, _markdown(report), Path(args.out or HERE / "results" / "latest.json"))
 
 
-def race(recipes, budget: float, rounds: int) -> dict[str, dict]:
+def race(recipes, budget: float, rounds: int, precision: str) -> dict[str, dict]:
     """Train each recipe for `budget` seconds, in `rounds` slices taken in turns, each recipe in a process of its
-    own (python -m bench --worker RECIPE: its peak memory its own) that waits while another trains. Each result
-    keeps its slices' tokens/s ("rounds"). The processes start one after another (their setup and first step do
-    not overlap); with original, padded and ours alive at once the host needs about 11 GiB."""
+    own (python -m bench --worker RECIPE: its peak memory its own) that waits while another trains. Ours trains in
+    `precision`, the one chosen once for the whole run (a probe in each process could choose another on a noisy
+    host). Each result keeps its slices' tokens/s ("rounds"). The processes start one after another (their setup
+    and first step do not overlap); with original, padded and ours alive at once the host needs about 11 GiB."""
     workers: dict[str, subprocess.Popen] = {}
     logs: dict[str, Any] = {}
-    ask = lambda name, order: _tell(workers[name], logs[name], name, order)  # noqa: E731
+
+    def ask(name: str, order: dict | None) -> dict:
+        """Send a worker an order (none: just hear it) and return its answer, a line `BENCH {json}` on its stdout."""
+        worker = workers[name]
+        if order is not None:
+            worker.stdin.write(json.dumps(order) + "\n")
+            worker.stdin.flush()
+        for line in worker.stdout:
+            if line.startswith("BENCH "):
+                return json.loads(line[len("BENCH "):])
+        logs[name].seek(0)
+        raise SystemExit(f"bench recipe {name} failed:\n{logs[name].read()[-3000:]}")
+
     try:
         for name in recipes:
             logs[name] = tempfile.TemporaryFile("w+")
-            workers[name] = subprocess.Popen([sys.executable, "-m", "bench", "--worker", name], cwd=HERE.parent,
-                                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=logs[name],
-                                             text=True)
+            workers[name] = subprocess.Popen(
+                [sys.executable, "-m", "bench", "--worker", name, "--precision", precision], cwd=HERE.parent,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=logs[name], text=True)
             ask(name, None)  # ready: set up and its first step taken
         slices: dict[str, list[float]] = {name: [] for name in recipes}
         for _ in range(rounds):
@@ -343,25 +357,12 @@ def race(recipes, budget: float, rounds: int) -> dict[str, dict]:
             log.close()
 
 
-def _tell(worker: subprocess.Popen, log: Any, name: str, order: dict | None) -> dict:
-    """Send a worker an order (none: just hear it) and return its answer, a line `BENCH {json}` on its stdout."""
-    if order is not None:
-        worker.stdin.write(json.dumps(order) + "\n")
-        worker.stdin.flush()
-    for line in worker.stdout:
-        if line.startswith("BENCH "):
-            return json.loads(line[len("BENCH "):])
-    log.seek(0)
-    raise SystemExit(f"bench recipe {name} failed:\n{log.read()[-3000:]}")
-
-
-def _worker(name: str) -> None:
+def _worker(name: str, precision: str) -> None:
     """One recipe, trained a slice at a time when race() says so, on stdin; answers on stdout."""
     say = lambda answer: print("BENCH " + json.dumps(answer), flush=True)  # noqa: E731
-    from huggingtweets import clean, models
+    from huggingtweets import clean
     from huggingtweets.sources.sample import sample_posts
 
-    precision = models.choose_precision("auto")[0] if name.startswith("ours") else "fp32"
     tokenizer = gpt2_tokenizer()
     kept = [p.text for p in clean.filter_posts(sample_posts()).kept]
     ids = [tokenizer(t)["input_ids"] for t in kept]
@@ -469,10 +470,9 @@ def _markdown(r: dict) -> str:
                      f"{x['useful_tokens_per_s'] / t['original']['useful_tokens_per_s']:.2f}x | "
                      f"{x['useful_tokens_per_s'] / t['padded']['useful_tokens_per_s']:.2f}x | {x['mfu']:.0%} | "
                      f"{x['first_step_s']:.1f} | {x['peak_rss_gib']:.2f} | {x['val_loss']:.2f} |")
-    if all("rounds" in t[name] for name in RACE):
-        by_round = lambda other: ", ".join(f"{a / b:.2f}x" for a, b in zip(t["ours"]["rounds"], t[other]["rounds"]))  # noqa: E731
-        lines += ["", f"Original, padded and ours trained in turns, {len(t['ours']['rounds'])} slices each; ours round "
-                      f"by round: {by_round('original')} the original, {by_round('padded')} padded"]
+    by_round = lambda other: ", ".join(f"{a / b:.2f}x" for a, b in zip(t["ours"]["rounds"], t[other]["rounds"]))  # noqa: E731
+    lines += ["", f"Original, padded and ours trained in turns, {len(t['ours']['rounds'])} slices each; ours round "
+                  f"by round: {by_round('original')} the original, {by_round('padded')} padded"]
     s, run = r["sample"], r["run"]
     lines += ["", f"10 samples of 40 tokens: {s['batched_s']:.1f} s in one batch, {s['sequential_s']:.1f} s one at a time "
                   f"({s['batched_s'] / s['sequential_s']:.0%})",

@@ -45,20 +45,17 @@ SMALLEST_CHOSEN_BATCH = 8  # a chosen batch is halved down to this; below it --g
 CPU_ATTENTION = "eager"
 
 
-def one_kernel_gelu(model: Any) -> int:
+def one_kernel_gelu(model: Any) -> None:
     """GPT-2's activation (gelu_new, the tanh approximation written as six elementwise ops, each a pass over the
     MLP's activations forward and more backward) as PyTorch's tanh GELU, the same function in one kernel each way:
     a GPT-2 124M step 2-3% faster on the CPU (bench/README.md), and fewer launches on a GPU. The modules only; the
-    saved config keeps gelu_new. Returns how many were swapped."""
+    saved config keeps gelu_new."""
     from transformers.activations import NewGELUActivation, PytorchGELUTanh
 
-    swapped = 0
     for module in list(model.modules()):
         for name, child in module.named_children():
             if type(child) is NewGELUActivation:
                 setattr(module, name, PytorchGELUTanh())
-                swapped += 1
-    return swapped
 
 
 # What must match for a checkpoint to be resumed (with the dataset's own fingerprint).
