@@ -5,9 +5,12 @@
                  the GPU, bf16 or fp16 chosen by probe): the wall time of `train`, loading and saving
                  the model included, and the steps' own throughput (evaluation pauses and the first
                  step left out), timed on the GPU between the log entries of consecutive steps
+  gpt2-launched  the same with --no-cuda-graphs: each step's kernels launched one by one, as before
+                 the steps were replayed as CUDA graphs (huggingtweets/cuda_graphs.py)
   gpt2-batch8    the same with 8 blocks a step, as on a CPU (the GPU default before issue 22)
   profile        one training step of GPT-2 124M at the GPU's batch, by op: how much of the step
                  the GPU is busy, and its biggest kernels
+  profile-graphs the same step with its forward and backward replayed as CUDA graphs, as train does
   profile-bf16   the same step with the weights of the matrix products stored in bf16 and fp32
                  copies of them in the optimizer (grads copied to fp32, fused AdamW, copied back,
                  each a multi-tensor launch): what a step costs without autocast's weight casts
@@ -48,8 +51,9 @@ LARGE_RECIPES = {
     "large-checkpointing": {"gradient_checkpointing": True},
     "large-lora": {"lora": True},
 }
-GPT2_RECIPES = {"gpt2": {}, "gpt2-batch8": {"batch_size": 8}}
-SECTIONS = ("setup", *GPT2_RECIPES, "profile", "profile-bf16", *LARGE_RECIPES)
+GPT2_RECIPES = {"gpt2": {}, "gpt2-launched": {"no_cuda_graphs": True}, "gpt2-batch8": {"batch_size": 8}}
+PROFILES = ("profile", "profile-graphs", "profile-bf16")
+SECTIONS = ("setup", *GPT2_RECIPES, *PROFILES, *LARGE_RECIPES)
 
 
 def main(quick: bool, out: Path) -> None:
@@ -84,8 +88,8 @@ def section(name: str, folder: Path, quick: bool, overrides: dict | None = None)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if name == "setup":
         return _setup(folder)
-    if name in ("profile", "profile-bf16"):
-        return _profile(folder, overrides or {}, bf16_weights=name == "profile-bf16")
+    if name in PROFILES:
+        return _profile(folder, overrides or {}, bf16_weights=name == "profile-bf16", graphs=name == "profile-graphs")
     import huggingtweets as ht
 
     tiny = bool(os.environ.get("BENCH_GPU_TINY"))
@@ -112,7 +116,7 @@ def section(name: str, folder: Path, quick: bool, overrides: dict | None = None)
                 "train_s": metrics["train_seconds"], "steps": metrics["steps"], "epochs": metrics["epochs"],
                 "precision": metrics["precision"], "train_blocks": data["train_blocks"],
                 "batch_size": metrics["batch_size"], "learning_rate": metrics["learning_rate"],
-                "tokens_per_s": _tokens_per_s(metrics), **clock.throughput(metrics),
+                "cuda_graphs": metrics["cuda_graphs"], "tokens_per_s": _tokens_per_s(metrics), **clock.throughput(metrics),
                 "eval_loss_after": metrics["eval_loss_after"], "peak_gpu_gib": _peak_gib()}
     # large-*: under the cap, a few steps; fits or not
     if torch.cuda.is_available():
@@ -129,7 +133,7 @@ def section(name: str, folder: Path, quick: bool, overrides: dict | None = None)
         quiet(f"error: {e}")
         return {"fits": False, "peak_gpu_gib": _peak_gib(), "error": str(e)}
     return {"fits": True, "peak_gpu_gib": _peak_gib(), "steps": metrics["steps"], "precision": metrics["precision"],
-            "batch_size": metrics["batch_size"], "block_size": settings.block_size,
+            "batch_size": metrics["batch_size"], "block_size": settings.block_size, "cuda_graphs": metrics["cuda_graphs"],
             "s_per_step": metrics["train_seconds"] / metrics["steps"],
             "tokens_per_s": _tokens_per_s(metrics), **clock.throughput(metrics),
             "eval_loss_before": metrics["eval_loss_before"], "eval_loss_after": metrics["eval_loss_after"]}
@@ -223,12 +227,13 @@ def markdown(r: dict) -> str:
         lines.append(f"| {name} | {g['batch_size']} | {g['steps']} ({g['epochs']:.2g} passes over {g['train_blocks']:,} "
                      f"blocks) | {g['train_wall_s']:.1f} | {_rate(g, 'tokens_per_s')} | {_rate(g, 'step_tokens_per_s')} | "
                      f"{g['eval_loss_after']:.2f} | {_gib(g['peak_gpu_gib'])} |")
-    for p in (r.get("profile", {}), r.get("profile-bf16", {})):
+    for p in (r.get(name, {}) for name in PROFILES):
         if not p or p.get("failed"):
             continue
         busy = (f", the GPU busy {p['gpu_busy_s'] * 1000:.1f} ms of it in {p['launches']} kernels"
                 if p.get("gpu_busy_s") else "")
-        lines += ["", f"One step at batch {p['batch_size']}, {p['weights']} weights: {p['step_s'] * 1000:.1f} ms{busy}; "
+        how = ", replayed as CUDA graphs" if p.get("graphs") else ""
+        lines += ["", f"One step at batch {p['batch_size']}, {p['weights']} weights{how}: {p['step_s'] * 1000:.1f} ms{busy}; "
                   "by kernel: " + ", ".join(f"{k['op']} {k['share']:.0%}" for k in p["kernels"][:6])]
     lines += ["", f"GPT-2 large (774M) under a {m['cap_gib']} GiB cap:", "",
               "| recipe | fits | batch x block | peak GiB | s/step of the steps | tokens/s of `train` | "
@@ -247,14 +252,15 @@ def markdown(r: dict) -> str:
     return "\n".join(lines)
 
 
-def _profile(folder: Path, overrides: dict, bf16_weights: bool = False) -> dict:
+def _profile(folder: Path, overrides: dict, bf16_weights: bool = False, graphs: bool = False) -> dict:
     """One training step of GPT-2 124M as train.py runs it on a GPU (autocast, the model's own loss, clipping,
     fused AdamW), at the batch `train` would choose for the 3,200 posts: the GPU's busy time against the step's
-    wall time, and the biggest kernels."""
+    wall time, and the biggest kernels. `graphs`: the forward and backward replayed as CUDA graphs (GraphedLoss)."""
     from torch.profiler import ProfilerActivity, profile
     from transformers import GPT2LMHeadModel
 
     import huggingtweets as ht
+    from huggingtweets.cuda_graphs import GraphedLoss
     from huggingtweets.train import one_kernel_gelu, plan_steps
 
     on_gpu = torch.cuda.is_available()
@@ -266,6 +272,7 @@ def _profile(folder: Path, overrides: dict, bf16_weights: bool = False) -> dict:
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
     one_kernel_gelu(model)  # as train.setup_model does
+    model.train()
     ids = torch.randint(0, model.config.vocab_size, (plan.batch_size, settings.block_size), device=device)
     dtype = torch.bfloat16 if not on_gpu or torch.cuda.is_bf16_supported() else torch.float16
     if bf16_weights:
@@ -281,10 +288,13 @@ def _profile(folder: Path, overrides: dict, bf16_weights: bool = False) -> dict:
         optimizer = torch.optim.AdamW(masters + others, lr=plan.learning_rate, fused=True)
     else:
         optimizer = torch.optim.AdamW(model.parameters(), lr=plan.learning_rate, fused=True)
+    graphed = GraphedLoss(model, dtype, say=lambda line: print(line, file=sys.stderr)) if graphs and on_gpu else None
 
     def step() -> None:
-        with torch.autocast(device, dtype=dtype):
-            loss = model(input_ids=ids, labels=ids).loss
+        loss = graphed(ids, ids) if graphed else None
+        if loss is None:
+            with torch.autocast(device, dtype=dtype):
+                loss = model(input_ids=ids, labels=ids).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         if bf16_weights:
@@ -322,7 +332,7 @@ def _profile(folder: Path, overrides: dict, bf16_weights: bool = False) -> dict:
     busy = sum(getattr(e, key) for e in rows) / 1e6
     top = sorted(rows, key=lambda e: getattr(e, key), reverse=True)[:8]
     return {"batch_size": plan.batch_size, "weights": "bf16, fp32 copies in the optimizer" if bf16_weights else "fp32",
-            "step_s": step_s, "gpu_busy_s": busy if on_gpu else None,
+            "graphs": bool(graphed and graphed.shape and not graphed.off), "step_s": step_s, "gpu_busy_s": busy if on_gpu else None,
             "tokens_per_s": plan.batch_size * settings.block_size / step_s, "launches": sum(e.count for e in rows),
             "kernels": [{"op": e.key[:80], "share": getattr(e, key) / 1e6 / busy, "calls": e.count} for e in top]}
 

@@ -134,11 +134,18 @@ def fits(model: Any, precision: str, on_gpu: bool, world: int) -> bool:
 
 
 class PackedTrainer(Trainer):
-    """Trainer that computes the loss with causal_lm_loss when `fused_loss` is set."""
+    """Trainer that computes the loss with causal_lm_loss when `fused_loss` is set, or replays a training step's
+    forward and backward as CUDA graphs when `graphed_loss` is set (cuda_graphs.py)."""
 
     fused_loss = False
+    graphed_loss = None
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if (self.graphed_loss is not None and model.training and torch.is_grad_enabled() and not return_outputs
+                and self.args.gradient_accumulation_steps == 1 and set(inputs) == {"input_ids", "labels"}):
+            loss = self.graphed_loss(inputs["input_ids"], inputs["labels"])
+            if loss is not None:
+                return loss
         if not self.fused_loss or self.args.gradient_accumulation_steps != 1:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         with self.accelerator.autocast():  # the backbone is called directly, not through the patched forward

@@ -92,6 +92,9 @@ class Settings:
     no_checkpoints: bool = field(default=False, metadata={
         "help": "Save no checkpoints while training: for big models (gpt2-large's is 9 GB with its optimizer state), "
                 "but nothing to resume from after a crash."})
+    no_cuda_graphs: bool = field(default=False, metadata={
+        "help": "On a GPU, launch each step's kernels one by one instead of replaying the step as CUDA graphs "
+                "(to compare, or to rule them out when something looks wrong)."})
     seed: int = field(default=42, metadata={"help": "Seed for shuffling, training and sampling."})
 
     # Tracking (Weights & Biases)

@@ -32,12 +32,17 @@ GPU_EPOCHS = 2
 CPU_EPOCHS = 2
 CPU_MAX_STEPS = 120  # keeps a CPU run to minutes (about 2 s a step for a 135M model in bf16, 5 s in fp32)
 # Blocks a step. On a CPU 8: a step there is compute-bound, and the learning rate was chosen by voice at 8. On a GPU
-# a small model's step is bound by launching its kernels: on an H200 GPT-2 124M took 26.6 ms a step at 8 blocks and
-# 30.0 ms at 32, so 32 trains 3.5x the tokens a second (bench/README.md). Fewer where 32 would leave under
-# GPU_MIN_STEPS steps (a small account), and halved, starting over, while a chosen batch does not fit.
+# a small model's step was bound by launching its kernels: on an H200 GPT-2 124M took 26.6 ms a step at 8 blocks and
+# 30.0 ms at 32, so 32 trained 3.5x the tokens a second (bench/README.md). Replayed as CUDA graphs (cuda_graphs.py)
+# a step is 10.1 ms at 8 and 15.2-17.1 ms at 32: 32 still trains 2.4-2.7x the tokens a second. Fewer where 32 would
+# leave under GPU_MIN_STEPS steps (a small account), and halved, starting over, while a chosen batch does not fit.
 CPU_BATCH = 8
 GPU_BATCH = 32
 GPU_MIN_STEPS = 50
+# The most loss entries a run logs: every step on runs up to 200 steps. Each reads the loss on the host (a wait for the
+# GPU), but with the steps as CUDA graphs logging every 4th step instead gained 3% (122,785 vs 119,739 tokens/s on an
+# H200): not worth a coarser loss curve.
+LOG_ENTRIES = 200
 SMALLEST_CHOSEN_BATCH = 8  # a chosen batch is halved down to this; below it --gradient-checkpointing or --lora do more
 # Attention when training on a CPU: the plain one. At blocks of 64 tokens SDPA's flash kernel for the CPU costs more
 # than it saves: its backward alone was 8% of a GPT-2 124M step; plain attention made a step 8-10% faster on GPT-2
@@ -264,7 +269,7 @@ def plan_steps(settings: Settings, train_blocks: int, on_gpu: bool, world: int =
                   if settings.max_steps is None else f"Training capped at {steps} steps by --max-steps ({share})")
     return StepPlan(epochs=epochs, batch_size=batch, learning_rate=settings.learning_rate_at(batch * world),
                     steps_per_epoch=steps_per_epoch, planned=planned, steps=steps,
-                    eval_every=max(1, steps // 4), logging_steps=1 if steps <= 200 else steps // 200, capped=capped)
+                    eval_every=max(1, steps // 4), logging_steps=max(1, steps // LOG_ENTRIES), capped=capped)
 
 
 def setup_model(settings: Settings, base: BaseModel, say: Callable[[str], None], on_gpu: bool, precision: str,
@@ -403,6 +408,7 @@ def run_metrics(settings: Settings, base: BaseModel, info: DatasetInfo, plan: St
                 before: dict[str, float], after: dict[str, float], train_seconds: float, precision: str,
                 why: str) -> dict[str, Any]:
     """metrics.json: what was trained on what, how, and how well."""
+    graphed = getattr(trainer, "graphed_loss", None)
     return {
         "base_model": base.hub_id or base.path,
         "base": {"hub_id": base.hub_id, "path": base.path, "display": base.display, "url": base.url,
@@ -419,6 +425,7 @@ def run_metrics(settings: Settings, base: BaseModel, info: DatasetInfo, plan: St
         "precision_reason": why,
         "batch_size": plan.batch_size,
         "learning_rate": plan.learning_rate,
+        "cuda_graphs": graphed is not None and graphed.shape is not None and not graphed.off,
         "host": host_description(),
         "dataset": info.__dict__,
         "sources": list(settings.sources),
@@ -437,6 +444,7 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
     from transformers import default_data_collator, set_seed
     from transformers.trainer_callback import ProgressCallback
 
+    from . import cuda_graphs
     from .callbacks import QuietProgress, SaveNotTooOften
     from .loss import PackedTrainer, fits
     from .master import MasterAdamW, is_bf16_weights, lows_of
@@ -465,6 +473,9 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
         f"({info.train_posts} posts), {plan.steps} steps at batch {plan.batch_size}"
         + (f" in each of {world} processes" if world > 1 else ""))
 
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)  # autocast's, in a captured step
+    graphs = True  # until they do not fit beside the model (below)
+
     def make_trainer(plan: StepPlan) -> Any:
         args = training_arguments(settings, plan, precision, on_gpu, rank, checkpoints_dir)
         # AdamW as optim="adamw_torch_fused" makes it, or on the exact fp32 weights of bf16 ones
@@ -474,6 +485,9 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
                                 eval_dataset=blocks["validation"], data_collator=default_data_collator,
                                 processing_class=tokenizer, optimizer_cls_and_kwargs=optimizer)
         trainer.fused_loss = fits(model, precision, on_gpu, world)  # the loss without fp32 logits (loss.py)
+        if graphs and on_gpu and cuda_graphs.fits(settings, on_gpu, world, sum(p.numel() for p in model.parameters()),
+                                                  cuda_graphs.process_memory()):  # a step at once (cuda_graphs.py)
+            trainer.graphed_loss = cuda_graphs.GraphedLoss(model, dtype, say)
         trainer.remove_callback(ProgressCallback)
         trainer.add_callback(QuietProgress(on_log))
         if world == 1:  # under accelerate every process must agree on when to save, so every evaluation saves
@@ -505,16 +519,25 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
                 after = trainer.evaluate()
             break
         except torch.OutOfMemoryError:
+            # CUDA graphs keep a step's activations for the whole run: they give way first, at the same batch
+            graphs_gave_way = trainer.graphed_loss is not None and not trainer.graphed_loss.off
+            if trainer.graphed_loss is not None:
+                trainer.graphed_loss.close()
             # Several processes would have to agree to start over: they stop, with the line, instead
-            if settings.batch_size or plan.batch_size <= SMALLEST_CHOSEN_BATCH or world > 1:
+            if not graphs_gave_way and (settings.batch_size or plan.batch_size <= SMALLEST_CHOSEN_BATCH or world > 1):
                 raise _out_of_memory(settings, base, on_gpu, plan.batch_size) from None
         del trainer, model
         release_memory()
         if on_gpu:
             torch.cuda.empty_cache()
-        plan = plan_steps(settings, info.train_blocks, on_gpu, world, batch_size=plan.batch_size // 2)
-        say(f"Batch {2 * plan.batch_size} does not fit {_memory_name(on_gpu)}: starting over at batch "
-            f"{plan.batch_size}, {plan.steps} steps")
+        if graphs_gave_way:
+            graphs = False
+            say(f"Batch {plan.batch_size} as CUDA graphs does not fit {_memory_name(on_gpu)}: starting over "
+                "without them")
+        else:
+            plan = plan_steps(settings, info.train_blocks, on_gpu, world, batch_size=plan.batch_size // 2)
+            say(f"Batch {2 * plan.batch_size} does not fit {_memory_name(on_gpu)}: starting over at batch "
+                f"{plan.batch_size}, {plan.steps} steps")
         set_seed(settings.seed)
         model, tokenizer = setup_model(settings, base, lambda _: None, on_gpu, precision, world)
         trainer = make_trainer(plan)

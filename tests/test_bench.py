@@ -38,11 +38,15 @@ def test_the_gpu_bench_runs_every_part_and_writes_its_report(tmp_path):
     # validation (789 blocks), and every block now starts where a post starts (830).
     assert gpt2["posts"] == 3200 and gpt2["kept"] == 3043 and gpt2["train_blocks"] == 830 and gpt2["steps"] == 4
     assert report["gpt2-batch8"]["batch_size"] == 8 and report["profile"]["kernels"]
+    # graphs on a GPU only; the launched recipes never
+    assert gpt2["cuda_graphs"] == report["profile-graphs"]["graphs"] == torch.cuda.is_available()
+    assert not report["gpt2-launched"]["cuda_graphs"]
     for recipe in ("large-original", "large-ours", "large-checkpointing", "large-lora"):
         assert report[recipe]["fits"] and report[recipe]["steps"] == 2, recipe
     table = (tmp_path / "gpu.md").read_text()
     chosen = plan_steps(Settings(), train_blocks=830, on_gpu=torch.cuda.is_available()).batch_size  # 8; 32 on a GPU
     assert f"| gpt2 | {chosen} | 4 (" in table and "| gpt2-batch8 | 8 | 4 (" in table
+    assert f"| gpt2-launched | {chosen} | 4 (" in table
     assert "| original | yes | 1 x 1024 | - |" in table and "| lora | yes | 8 x 64 | - |" in table
 
 
