@@ -58,15 +58,17 @@ def test_graphs_are_used_only_where_they_fit():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
 @pytest.mark.parametrize("precision", ["auto", "fp16"])  # fp16: a T4's (Colab's), with its loss scaling
-def test_on_a_gpu_a_run_trains_the_same_with_and_without_graphs(precision, tiny_gpt2, tmp_path):
+@pytest.mark.parametrize("fixture", ["tiny_gpt2", "tiny_llama"])  # the default's family and SmolLM2's
+def test_on_a_gpu_a_run_trains_the_same_with_and_without_graphs(fixture, precision, request, tmp_path):
     """The same run twice (same seed, same batches, a short last batch in each pass): the graphs' losses and
-    validation perplexity are the launched kernels' own, to rounding. Ran on an H200 in bf16 (bench/README.md);
-    fp16 not yet run on a GPU."""
+    validation perplexity are the launched kernels' own, to rounding. Ran on an H200 for GPT-2 in bf16
+    (bench/README.md); fp16 and Llama not yet run on a GPU."""
+    model = request.getfixturevalue(fixture)
     posts = tmp_path / "posts.txt"
     posts.write_text("\n".join(f"post number {i} says something about the {i % 7} cats it saw today" for i in range(700)))
     runs = {}
     for off in (False, True):
-        settings = ht.Settings(work=tmp_path / f"work-{off}", sources=[f"file:{posts}"], model=str(tiny_gpt2),
+        settings = ht.Settings(work=tmp_path / f"work-{off}", sources=[f"file:{posts}"], model=str(model),
                                wandb="disabled", eval_samples=0, min_chars=0, no_cuda_graphs=off,
                                precision=precision)
         ht.fetch(settings, say=lambda _: None)
