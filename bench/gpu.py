@@ -332,7 +332,7 @@ def _profile(folder: Path, overrides: dict, bf16_weights: bool = False, graphs: 
     busy = sum(getattr(e, key) for e in rows) / 1e6
     top = sorted(rows, key=lambda e: getattr(e, key), reverse=True)[:8]
     return {"batch_size": plan.batch_size, "weights": "bf16, fp32 copies in the optimizer" if bf16_weights else "fp32",
-            "graphs": bool(graphed and graphed.shape and not graphed.off), "step_s": step_s, "gpu_busy_s": busy if on_gpu else None,
+            "graphs": graphed is not None and graphed.replaying, "step_s": step_s, "gpu_busy_s": busy if on_gpu else None,
             "tokens_per_s": plan.batch_size * settings.block_size / step_s, "launches": sum(e.count for e in rows),
             "kernels": [{"op": e.key[:80], "share": getattr(e, key) / 1e6 / busy, "calls": e.count} for e in top]}
 

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import torch
 
-IGNORE_INDEX = -100
+from .loss import IGNORE_INDEX
 
 
 def fits(settings: Any, on_gpu: bool, world: int, params: int = 0, memory: float = 0.0) -> bool:
@@ -81,6 +81,11 @@ class GraphedLoss:
         self.say = say
         self.shape: tuple[int, int] | None = None
         self.off = False
+
+    @property
+    def replaying(self) -> bool:
+        """Whether the steps are replayed: captured, and not turned off since."""
+        return self.shape is not None and not self.off
 
     def __call__(self, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor | None:
         if self.off:

@@ -408,7 +408,6 @@ def run_metrics(settings: Settings, base: BaseModel, info: DatasetInfo, plan: St
                 before: dict[str, float], after: dict[str, float], train_seconds: float, precision: str,
                 why: str) -> dict[str, Any]:
     """metrics.json: what was trained on what, how, and how well."""
-    graphed = getattr(trainer, "graphed_loss", None)
     return {
         "base_model": base.hub_id or base.path,
         "base": {"hub_id": base.hub_id, "path": base.path, "display": base.display, "url": base.url,
@@ -425,7 +424,7 @@ def run_metrics(settings: Settings, base: BaseModel, info: DatasetInfo, plan: St
         "precision_reason": why,
         "batch_size": plan.batch_size,
         "learning_rate": plan.learning_rate,
-        "cuda_graphs": graphed is not None and graphed.shape is not None and not graphed.off,
+        "cuda_graphs": trainer.graphed_loss is not None and trainer.graphed_loss.replaying,
         "host": host_description(),
         "dataset": info.__dict__,
         "sources": list(settings.sources),
