@@ -1,6 +1,9 @@
 """bf16 weights with their lower 16 bits beside them (huggingtweets/master.py): the fp32 weight is kept
-exactly, the optimizer is AdamW, training saves the fp32 model it trained, a resumed run ends where an
-uninterrupted one ends, and a weight costs 10 bytes of training state instead of 16."""
+exactly, the optimizer is AdamW (as one C loop built for the host, or torch's eager ops where there is no C
+compiler), training saves the fp32 model it trained, a resumed run ends where an uninterrupted one ends, and a
+weight costs 10 bytes of training state instead of 16."""
+
+import shutil
 
 import pytest
 import torch
@@ -28,7 +31,22 @@ def test_a_bf16_weight_and_its_lower_bits_are_the_fp32_weight():
     assert high[-2] == 1 + 2**-7 and high[-1] == -(1 + 2**-7)
 
 
-def test_the_optimizer_is_adamw():
+HAS_COMPILER = any(shutil.which(c) for c in ("cc", "gcc", "clang"))
+
+
+@pytest.fixture(params=["compiled", "eager"])
+def update(request, monkeypatch):
+    """The optimizer's update of bf16 weights: the C loop (master_adamw.c) or torch's eager slices."""
+    if request.param == "compiled":
+        if not HAS_COMPILER:
+            pytest.skip("no C compiler here: the eager slices are the update")
+        assert master.compiled_update() is not None
+    else:
+        monkeypatch.setattr(master, "_kernel", None)
+    return request.param
+
+
+def test_the_optimizer_is_adamw(update):
     torch.manual_seed(0)
     reference = torch.nn.Parameter(torch.randn(3 * master.SLICE + 7) * 0.05)  # several slices, the last one short
     start = reference.detach().clone()
@@ -53,6 +71,50 @@ def test_the_optimizer_is_adamw():
     assert (trained - reference.detach()).abs().max() < 0.01 * 10 * 1e-3  # a hundredth of ten steps' reach
     # and the weights did move: AdamW's steps are about the learning rate each
     assert weight.dtype == torch.bfloat16 and (trained - start).abs().max() > 5 * 1e-3
+
+
+def test_the_c_loop_updates_as_the_eager_ops_do(monkeypatch):
+    if not HAS_COMPILER:
+        pytest.skip("no C compiler here")
+    torch.manual_seed(0)
+    size = 2 * master.SLICE + 1000
+    start = torch.randn(size) * 0.05
+    runs = {}
+    for name, kernel in [("compiled", master.compiled_update()), ("eager", None)]:
+        monkeypatch.setattr(master, "_kernel", kernel)
+        high, low = torch.empty(size, dtype=torch.bfloat16), torch.empty(size, dtype=torch.int16)
+        master.split(start.clone(), high, low, torch.empty(size, dtype=torch.int32))
+        weight = torch.nn.Parameter(high)
+        optimizer = master.MasterAdamW([weight], {weight: low}, lr=1e-3, weight_decay=0.1)
+        torch.manual_seed(1)
+        for _ in range(5):
+            weight.grad = torch.randn(size).to(torch.bfloat16)
+            optimizer.step()
+        runs[name] = (master.join(weight.detach(), low, torch.empty(size), torch.empty(size, dtype=torch.int32)),
+                      optimizer.state[weight]["exp_avg"], optimizer.state[weight]["exp_avg_sq"])
+    (w1, m1, v1), (w2, m2, v2) = runs["compiled"], runs["eager"]
+    # the same fp32 arithmetic but for the order of a few operations inside torch's kernel: a few ulps apart
+    assert (w1 - w2).abs().max() < 1e-7 and (w1 == w2).float().mean() > 0.5
+    assert (m1.float() - m2.float()).abs().max() <= 2**-8 * m2.float().abs().max()
+    assert torch.allclose(v1, v2, rtol=1e-6, atol=0)
+
+
+def test_the_c_loop_is_built_once_a_host_and_its_absence_is_not_an_error(monkeypatch, tmp_path):
+    if not HAS_COMPILER:
+        pytest.skip("no C compiler here")
+    monkeypatch.setenv("HUGGINGTWEETS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(master, "_kernel", False)
+    assert master.compiled_update() is not None
+    built = list((tmp_path / "cache" / "kernels").iterdir())
+    assert [f.suffix for f in built] == [".so"]
+    stamp = built[0].stat().st_mtime_ns
+    monkeypatch.setattr(master, "_kernel", False)  # another process on the same host: loaded, not built again
+    assert master.compiled_update() is not None and built[0].stat().st_mtime_ns == stamp
+    # A compiler that fails (or none): the eager slices, and nothing half-written left behind
+    monkeypatch.setenv("CC", "false")
+    monkeypatch.setattr(master, "_kernel", False)
+    assert master.compiled_update() is None
+    assert list((tmp_path / "cache" / "kernels").iterdir()) == built
 
 
 def trained(tmp_path, model, name, **settings):
@@ -88,7 +150,7 @@ def test_training_in_bf16_saves_the_fp32_model_autocast_would_train(tmp_path, ti
     assert model.dtype == torch.float32 and not model.get_input_embeddings()._forward_hooks
 
 
-def test_a_resumed_run_ends_where_an_uninterrupted_one_ends(tmp_path, tiny_llama):
+def test_a_resumed_run_ends_where_an_uninterrupted_one_ends(tmp_path, tiny_llama, update):
     # The last 16 bits of each weight and the moments live in the optimizer's checkpoint: lose or round any of
     # them and the resumed run's weights differ.
     _, uninterrupted, _ = trained(tmp_path, tiny_llama, "whole", max_steps=8, checkpoint_minutes=0)
