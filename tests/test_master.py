@@ -99,6 +99,32 @@ def test_the_c_loop_updates_as_the_eager_ops_do(monkeypatch):
     assert torch.allclose(v1, v2, rtol=1e-6, atol=0)
 
 
+def test_the_c_loop_gives_the_same_bits_on_any_number_of_threads():
+    if not HAS_COMPILER:
+        pytest.skip("no C compiler here")
+    torch.manual_seed(0)
+    size = 3 * master.SLICE + 5  # slices shared out among the threads, the last one short
+    start, grads = torch.randn(size) * 0.05, [torch.randn(size).to(torch.bfloat16) for _ in range(3)]
+    runs = []
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 3):
+            torch.set_num_threads(n)
+            high, low = torch.empty(size, dtype=torch.bfloat16), torch.empty(size, dtype=torch.int16)
+            master.split(start.clone(), high, low, torch.empty(size, dtype=torch.int32))
+            weight = torch.nn.Parameter(high)
+            optimizer = master.MasterAdamW([weight], {weight: low}, lr=1e-3)
+            for grad in grads:
+                weight.grad = grad.clone()
+                optimizer.step()
+            runs.append((weight.detach().view(torch.int16), low, optimizer.state[weight]["exp_avg"].view(torch.int16),
+                         optimizer.state[weight]["exp_avg_sq"]))
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(a, b) for a, b in zip(*runs))
+    assert not torch.equal(runs[0][0], start.to(torch.bfloat16).view(torch.int16))  # and the weights moved
+
+
 def test_the_c_loop_is_built_once_a_host_and_its_absence_is_not_an_error(monkeypatch, tmp_path):
     if not HAS_COMPILER:
         pytest.skip("no C compiler here")
