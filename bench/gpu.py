@@ -338,8 +338,17 @@ def _profile(folder: Path, overrides: dict, bf16_weights: bool = False, graphs: 
 
 
 if __name__ == "__main__":
+    import argparse
+
     from bench.voice import recipe_from
 
-    extra = [a for a in sys.argv[3:] if a != "--quick"]
-    overrides = recipe_from([extra[i + 1] for i in range(len(extra) - 1) if extra[i] == "--set"])
-    print(json.dumps(section(sys.argv[1], Path(sys.argv[2]), "--quick" in sys.argv[3:], overrides)))
+    parser = argparse.ArgumentParser(prog="python -m bench.gpu", description="One part of the GPU bench in a process "
+                                     "of its own, its figures as JSON on the last line (python -m bench --gpu runs "
+                                     "them all in turn).")
+    parser.add_argument("part", choices=SECTIONS, help="setup first: it makes the posts and models the others use")
+    parser.add_argument("folder", type=Path, help="the parts' shared folder")
+    parser.add_argument("--quick", action="store_true", help="fewer steps for GPT-2 large")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting changed from the part's recipe, to try another one (repeatable)")
+    args = parser.parse_args()
+    print(json.dumps(section(args.part, args.folder, args.quick, recipe_from(args.set))))
