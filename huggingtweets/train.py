@@ -404,6 +404,17 @@ def resume_point(settings: Settings, info: DatasetInfo, plan: StepPlan, args: An
     return last
 
 
+def optimizer_name(trainer: Any) -> str:
+    """Which AdamW ran: Trainer's own (its `optim`), or MasterAdamW on bf16 weights as the C loop or torch's ops
+    (master.py; the two agree to a few ulps, so two hosts' runs differ in the last bits if one had no compiler)."""
+    from .master import MasterAdamW, compiled_update
+
+    optimizer = getattr(trainer.optimizer, "optimizer", trainer.optimizer)  # inside accelerate's wrapper
+    if isinstance(optimizer, MasterAdamW):
+        return "master_adamw_c" if compiled_update() is not None else "master_adamw_eager"
+    return getattr(trainer.args.optim, "value", str(trainer.args.optim))
+
+
 def run_metrics(settings: Settings, base: BaseModel, info: DatasetInfo, plan: StepPlan, trainer: Any, result: Any,
                 before: dict[str, float], after: dict[str, float], train_seconds: float, precision: str,
                 why: str) -> dict[str, Any]:
@@ -425,6 +436,7 @@ def run_metrics(settings: Settings, base: BaseModel, info: DatasetInfo, plan: St
         "batch_size": plan.batch_size,
         "learning_rate": plan.learning_rate,
         "cuda_graphs": trainer.graphed_loss is not None and trainer.graphed_loss.replaying,
+        "optimizer": optimizer_name(trainer),
         "host": host_description(),
         "dataset": info.__dict__,
         "sources": list(settings.sources),

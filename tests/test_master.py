@@ -157,6 +157,7 @@ def test_training_in_bf16_saves_the_fp32_model_autocast_would_train(tmp_path, ti
     ours, ours_weights, folder = trained(tmp_path, tiny_llama, "bf16-weights", max_steps=4)
     monkeypatch.setattr(master, "fits", lambda *a, **k: False)  # fp32 weights under autocast
     theirs, theirs_weights, _ = trained(tmp_path, tiny_llama, "autocast", max_steps=4)
+    assert theirs["optimizer"] == "adamw_torch_fused"
     assert {w.dtype for w in ours_weights.values()} == {torch.float32}
     assert ours["eval_loss_after"] < ours["eval_loss_before"]
     # the same numbers multiplied, but for the embedding rows: autocast looks them up in fp32
@@ -179,7 +180,8 @@ def test_training_in_bf16_saves_the_fp32_model_autocast_would_train(tmp_path, ti
 def test_a_resumed_run_ends_where_an_uninterrupted_one_ends(tmp_path, tiny_llama, update):
     # The last 16 bits of each weight and the moments live in the optimizer's checkpoint: lose or round any of
     # them and the resumed run's weights differ.
-    _, uninterrupted, _ = trained(tmp_path, tiny_llama, "whole", max_steps=8, checkpoint_minutes=0)
+    metrics, uninterrupted, _ = trained(tmp_path, tiny_llama, "whole", max_steps=8, checkpoint_minutes=0)
+    assert metrics["optimizer"] == {"compiled": "master_adamw_c", "eager": "master_adamw_eager"}[update]
 
     class Stop(Exception):
         pass
