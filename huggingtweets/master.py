@@ -113,7 +113,7 @@ def to_fp32_weights(model: torch.nn.Module) -> torch.nn.Module:
 
 
 _kernel: Any = False  # not looked for yet in this process
-_pool: tuple[int, Any] = (0, None)  # threads, and the pool of as many
+_pool: tuple[int, int, Any] = (0, 0, None)  # threads, the process that made the pool (a fork has no threads), pool
 
 
 def compiled_update() -> Callable | None:
@@ -187,11 +187,13 @@ def _run_in_threads(calls: list[Callable[[], None]]) -> None:
         for call in calls:
             call()
         return
-    if _pool[0] != threads:
+    if _pool[:2] != (threads, os.getpid()):
         from concurrent.futures import ThreadPoolExecutor
 
-        _pool = (threads, ThreadPoolExecutor(threads, thread_name_prefix="master-adamw"))
-    for future in [_pool[1].submit(call) for call in calls]:
+        if _pool[1] == os.getpid():
+            _pool[2].shutdown(wait=False)  # torch's thread count changed (torch.set_num_threads)
+        _pool = (threads, os.getpid(), ThreadPoolExecutor(threads, thread_name_prefix="master-adamw"))
+    for future in [_pool[2].submit(call) for call in calls]:
         future.result()
 
 
