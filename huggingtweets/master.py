@@ -139,6 +139,7 @@ def _host() -> str:
 
 
 def _build_kernel() -> Callable | None:
+    import contextlib
     import ctypes
     import hashlib
     import shlex
@@ -160,14 +161,15 @@ def _build_kernel() -> Callable | None:
         key = hashlib.sha256(b"\0".join([source, " ".join([*compiler, *flags]).encode(), _host().encode()]))
         built = cache_dir() / "kernels" / f"master_adamw-{key.hexdigest()[:16]}.so"
         if not built.exists():
-            built.parent.mkdir(parents=True, exist_ok=True)
             part = built.with_name(f".{built.name}.{os.getpid()}")  # no half-written library if killed
             try:
+                built.parent.mkdir(parents=True, exist_ok=True)  # a cache that cannot be written: the eager slices
                 subprocess.run([*compiler, *flags, "-o", str(part), str(KERNEL_SOURCE)], check=True,
                                capture_output=True, timeout=120)
                 os.replace(part, built)
             except (OSError, subprocess.SubprocessError):
-                part.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    part.unlink()
                 continue
         try:
             update = ctypes.CDLL(str(built)).master_adamw

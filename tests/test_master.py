@@ -141,6 +141,12 @@ def test_the_c_loop_is_built_once_a_host_and_its_absence_is_not_an_error(monkeyp
     monkeypatch.setattr(master, "_kernel", False)
     assert master.compiled_update() is None
     assert list((tmp_path / "cache" / "kernels").iterdir()) == built
+    # and a cache that cannot be written (here a file where the folder should be): the eager slices too
+    monkeypatch.delenv("CC")
+    (tmp_path / "not-a-folder").write_text("")
+    monkeypatch.setenv("HUGGINGTWEETS_CACHE", str(tmp_path / "not-a-folder"))
+    monkeypatch.setattr(master, "_kernel", False)
+    assert master.compiled_update() is None
 
 
 def trained(tmp_path, model, name, **settings):
