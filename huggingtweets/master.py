@@ -8,9 +8,9 @@ fp32 one, so each weight keeps the other 16 bits (the difference between the fp3
 rounding, an int16) beside it. The optimizer puts the two together into the exact fp32 weight,
 updates it with AdamW in fp32 (the first moment kept in bf16, the second in fp32), and splits it
 again: in one pass of a C loop (master_adamw.c, built with the host's C compiler on first use and
-kept in the cache), or where there is no compiler in a dozen passes of torch's eager ops around its
-fused AdamW, three times slower (a tenth of a step). The norms stay fp32 and the embedding's output is turned to fp32,
-so the residual stream is fp32 as under autocast: the forward pass multiplies the numbers autocast would (rounded to nearest, ties
+kept in the cache), or where there is no compiler in a dozen passes of torch's eager ops around
+its fused AdamW, three times slower (a tenth of a step). The norms stay fp32 and the embedding's
+output is turned to fp32, so the residual stream is fp32 as under autocast: the forward pass multiplies the numbers autocast would (rounded to nearest, ties
 away from zero where autocast's cast goes to even: a few weights in a million), except that the
 embedding rows, which autocast looks up in fp32, come out of the lookup rounded to bf16.
 
@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable
 
 import torch
 
-SLICE = 1 << 20  # elements the optimizer updates at a time: four 4 MiB buffers made once, so a step allocates nothing
+SLICE = 1 << 20  # elements updated at a time: a thread's share of the C loop, or the size of the eager ops' buffers
 KERNEL_SOURCE = Path(__file__).with_name("master_adamw.c")
 
 
