@@ -152,13 +152,13 @@ def _build_kernel() -> Callable | None:
                                                           or shutil.which("clang") or ""]  # CC may be "ccache gcc"
     if not compiler[0]:
         return None
-    source = KERNEL_SOURCE.read_bytes()
+    source, host = KERNEL_SOURCE.read_bytes(), _host().encode()
     # IEEE arithmetic (no -ffast-math) with every operation rounded on its own (-ffp-contract=off: no fused
     # multiply-adds), so that every host and compiler works out the same bits; -fno-math-errno: sqrtf may not set
     # errno, or the loop stays scalar.
     for flags in (["-O3", "-march=native"], ["-O3"]):  # the second for a compiler that knows no -march=native
         flags = [*flags, "-ffp-contract=off", "-fno-math-errno", "-shared", "-fPIC"]
-        key = hashlib.sha256(b"\0".join([source, " ".join([*compiler, *flags]).encode(), _host().encode()]))
+        key = hashlib.sha256(b"\0".join([source, " ".join([*compiler, *flags]).encode(), host]))
         built = cache_dir() / "kernels" / f"master_adamw-{key.hexdigest()[:16]}.so"
         if not built.exists():
             part = built.with_name(f".{built.name}.{os.getpid()}")  # no half-written library if killed
