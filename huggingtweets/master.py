@@ -48,6 +48,14 @@ def split(fp32: torch.Tensor, high: torch.Tensor, low: torch.Tensor, bits: torch
     low.copy_(fp32_bits.sub_(bits))  # in [-0x8000, 0x7fff]
 
 
+def bf16_and_lower_bits(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`weight` (left as it is) as its bf16 rounding and its lower 16 bits, each in memory of its own (split)."""
+    high = torch.empty(weight.shape, dtype=torch.bfloat16)
+    low = torch.empty(weight.shape, dtype=torch.int16)
+    split(weight.to(torch.float32, copy=True), high, low, torch.empty(weight.shape, dtype=torch.int32))
+    return high, low
+
+
 def join(high: torch.Tensor, low: torch.Tensor, out: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
     """The fp32 numbers split() split, exactly, into `out`, through `bits` (an int32 buffer); all the same size."""
     out.copy_(high)  # a bf16 number turned to fp32 is its bits << 16
@@ -78,10 +86,7 @@ def to_bf16_weights(model: torch.nn.Module) -> torch.nn.Module:
     the norms and buffers stay as they are."""
     lows = {}
     for param in matmul_params(model):
-        high = torch.empty(param.shape, dtype=torch.bfloat16)
-        lows[param] = torch.empty(param.shape, dtype=torch.int16)
-        split(param.data.to(torch.float32, copy=True), high, lows[param], torch.empty(param.shape, dtype=torch.int32))
-        param.data = high
+        param.data, lows[param] = bf16_and_lower_bits(param.data)
     # The rest (norms) into memory of their own: transformers maps the weights file and a tensor left on it keeps
     # the whole mapping, so the fp32 pages the split read (0.5 GiB for the 135M default) would stay resident.
     for tensor in [*model.parameters(), *model.buffers()]:

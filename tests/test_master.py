@@ -51,10 +51,7 @@ def test_the_optimizer_is_adamw(update):
     reference = torch.nn.Parameter(torch.randn(3 * master.SLICE + 7) * 0.05)  # several slices, the last one short
     start = reference.detach().clone()
     expected = torch.optim.AdamW([reference], lr=1e-3, weight_decay=0.1, fused=True)
-    high = torch.empty(reference.shape, dtype=torch.bfloat16)
-    low = torch.empty(reference.shape, dtype=torch.int16)
-    bits = torch.empty(reference.shape, dtype=torch.int32)
-    master.split(reference.detach().clone(), high, low, bits)
+    high, low = master.bf16_and_lower_bits(reference.detach())
     weight, norm = torch.nn.Parameter(high), torch.nn.Parameter(torch.randn(64))  # a norm's weight stays fp32
     norm_reference = torch.nn.Parameter(norm.detach().clone())
     expected.add_param_group({"params": [norm_reference]})
@@ -67,7 +64,8 @@ def test_the_optimizer_is_adamw(update):
         ours.step()
     assert torch.equal(norm, norm_reference)  # fp32: torch's AdamW to the bit
     # bf16 weights: the update in fp32 on the exact weight; only the first moment is held in bf16
-    trained = master.join(weight.detach(), low, torch.empty(reference.shape), bits)
+    trained = master.join(weight.detach(), low, torch.empty(reference.shape),
+                          torch.empty(reference.shape, dtype=torch.int32))
     assert (trained - reference.detach()).abs().max() < 0.01 * 10 * 1e-3  # a hundredth of ten steps' reach
     # and the weights did move: AdamW's steps are about the learning rate each
     assert weight.dtype == torch.bfloat16 and (trained - start).abs().max() > 5 * 1e-3
@@ -82,8 +80,7 @@ def test_the_c_loop_updates_as_the_eager_ops_do(monkeypatch):
     runs = {}
     for name, kernel in [("compiled", master.compiled_update()), ("eager", None)]:
         monkeypatch.setattr(master, "_kernel", kernel)
-        high, low = torch.empty(size, dtype=torch.bfloat16), torch.empty(size, dtype=torch.int16)
-        master.split(start.clone(), high, low, torch.empty(size, dtype=torch.int32))
+        high, low = master.bf16_and_lower_bits(start)
         weight = torch.nn.Parameter(high)
         optimizer = master.MasterAdamW([weight], {weight: low}, lr=1e-3, weight_decay=0.1)
         torch.manual_seed(1)
@@ -110,8 +107,7 @@ def test_the_c_loop_gives_the_same_bits_on_any_number_of_threads():
     try:
         for n in (1, 3):
             torch.set_num_threads(n)
-            high, low = torch.empty(size, dtype=torch.bfloat16), torch.empty(size, dtype=torch.int16)
-            master.split(start.clone(), high, low, torch.empty(size, dtype=torch.int32))
+            high, low = master.bf16_and_lower_bits(start)
             weight = torch.nn.Parameter(high)
             optimizer = master.MasterAdamW([weight], {weight: low}, lr=1e-3)
             for grad in grads:
