@@ -118,6 +118,7 @@ def to_fp32_weights(model: torch.nn.Module) -> torch.nn.Module:
 
 
 _kernel: Any = False  # not looked for yet in this process
+_why_eager: str | None = None  # why there is no C loop, and what to do, once looked for and not found
 _pool: tuple[int, int, Any] = (0, 0, None)  # threads, the process that made the pool (a fork has no threads), pool
 
 
@@ -125,10 +126,15 @@ def compiled_update() -> Callable | None:
     """The update of bf16 weights as one C loop (master_adamw.c), built with the system's C compiler the first
     time on each host and kept in the cache; None where there is no compiler or the build fails: the optimizer
     then runs torch's eager ops a slice at a time (the same AdamW, three times the time)."""
-    global _kernel
+    global _kernel, _why_eager
     if _kernel is False:
-        _kernel = _build_kernel()
+        _kernel, _why_eager = _build_kernel()
     return _kernel
+
+
+def why_eager() -> str | None:
+    """Why the update runs as torch's ops and what would give the C loop, or None where the C loop runs."""
+    return None if compiled_update() is not None else _why_eager
 
 
 def _host() -> str:
@@ -143,7 +149,8 @@ def _host() -> str:
         return f"{platform.machine()} {platform.processor()}"
 
 
-def _build_kernel() -> Callable | None:
+def _build_kernel() -> tuple[Callable | None, str | None]:
+    """The C loop, or None and why (a line a run says, ending in what to do)."""
     import contextlib
     import ctypes
     import hashlib
@@ -155,8 +162,10 @@ def _build_kernel() -> Callable | None:
 
     compiler = shlex.split(os.environ.get("CC", "")) or [shutil.which("cc") or shutil.which("gcc")
                                                           or shutil.which("clang") or ""]  # CC may be "ccache gcc"
-    if not compiler[0]:
-        return None
+    if not compiler[0] or not shutil.which(compiler[0]):
+        named = f" ({compiler[0]})" if compiler[0] else ""
+        return None, f"no C compiler was found{named}; install gcc or clang, or set CC to one"
+    why = None
     source, host = KERNEL_SOURCE.read_bytes(), _host().encode()
     # IEEE arithmetic (no -ffast-math) with every operation rounded on its own (-ffp-contract=off: no fused
     # multiply-adds), so that every host and compiler works out the same bits; -fno-math-errno: sqrtf may not set
@@ -169,12 +178,17 @@ def _build_kernel() -> Callable | None:
             part = built.with_name(f".{built.name}.{os.getpid()}")  # no half-written library if killed
             try:
                 built.parent.mkdir(parents=True, exist_ok=True)  # a cache that cannot be written: the eager slices
+            except OSError:
+                return None, (f"the cache folder {built.parent} cannot be written; set HUGGINGTWEETS_CACHE to a "
+                              "folder that can")
+            try:
                 subprocess.run([*compiler, *flags, "-o", str(part), str(KERNEL_SOURCE)], check=True,
                                capture_output=True, timeout=120)
                 os.replace(part, built)
             except (OSError, subprocess.SubprocessError):
                 with contextlib.suppress(OSError):
                     part.unlink()
+                why = f"the C compiler ({compiler[0]}) could not build it; set CC to another compiler (gcc or clang)"
                 continue
         try:
             update = ctypes.CDLL(str(built)).master_adamw
@@ -182,8 +196,8 @@ def _build_kernel() -> Callable | None:
             continue
         update.restype = None
         update.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int64] + [ctypes.c_float] * 7
-        return update
-    return None
+        return update, None
+    return None, why or f"the library {compiler[0]} built could not be loaded; set CC to another compiler"
 
 
 def _run_in_threads(calls: list[Callable[[], None]]) -> None:

@@ -458,7 +458,7 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
     from . import cuda_graphs
     from .callbacks import QuietProgress, SaveNotTooOften
     from .loss import PackedTrainer, fits
-    from .master import MasterAdamW, is_bf16_weights, lows_of
+    from .master import MasterAdamW, is_bf16_weights, lows_of, why_eager
 
     set_seed(settings.seed)
     on_gpu = torch.cuda.is_available()
@@ -483,6 +483,8 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
     say(f"Training {base.display} on {info.train_blocks} blocks of {info.block_size} tokens "
         f"({info.train_posts} posts), {plan.steps} steps at batch {plan.batch_size}"
         + (f" in each of {world} processes" if world > 1 else ""))
+    if is_bf16_weights(model) and why_eager():  # a tenth of a step more: said, not only in metrics.json
+        say(f"Optimizer: torch's ops, about 3x slower than its C loop: {why_eager()}")
 
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)  # autocast's, in a captured step
     graphs = True  # until they do not fit beside the model (below)

@@ -143,6 +143,8 @@ def test_the_c_loop_is_built_once_a_host_and_its_absence_is_not_an_error(monkeyp
     monkeypatch.setenv("HUGGINGTWEETS_CACHE", str(tmp_path / "not-a-folder"))
     monkeypatch.setattr(master, "_kernel", False)
     assert master.compiled_update() is None
+    assert master.why_eager() == (f"the cache folder {tmp_path / 'not-a-folder' / 'kernels'} cannot be written; "
+                                  "set HUGGINGTWEETS_CACHE to a folder that can")
 
 
 def trained(tmp_path, model, name, **settings):
@@ -218,3 +220,28 @@ def test_it_is_used_only_where_measured(tiny_llama):
     assert not master.fits(model, "fp32", on_gpu=False, world=1)
     assert not master.fits(model, "bf16", on_gpu=True, world=1)
     assert not master.fits(model, "bf16", on_gpu=False, world=2)
+
+
+def test_a_run_without_a_c_compiler_says_so_and_what_to_do(tmp_path, tiny_llama, monkeypatch):
+    # The eager update is three times slower: a user on a host without a compiler (a bare macOS, Windows) is told
+    # why and how to get the fast one, rather than only metrics.json's `optimizer` saying it.
+    def lines(name: str) -> list[str]:
+        said: list[str] = []
+        settings = ht.Settings(sources=["sample"], model=str(tiny_llama), work=tmp_path / name, precision="bf16",
+                               max_steps=1)
+        ht.train(settings, say=said.append, write_card=False)
+        return [line for line in said if "C compiler" in line]
+
+    monkeypatch.setenv("HUGGINGTWEETS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("CC", "no-such-compiler")
+    monkeypatch.setattr(master, "_kernel", False)
+    assert lines("none") == ["Optimizer: torch's ops, about 3x slower than its C loop: no C compiler was found "
+                             "(no-such-compiler); install gcc or clang, or set CC to one"]
+    monkeypatch.setenv("CC", "false")  # there, but it fails
+    monkeypatch.setattr(master, "_kernel", False)
+    assert lines("fails") == ["Optimizer: torch's ops, about 3x slower than its C loop: the C compiler (false) "
+                              "could not build it; set CC to another compiler (gcc or clang)"]
+    if HAS_COMPILER:
+        monkeypatch.delenv("CC")
+        monkeypatch.setattr(master, "_kernel", False)
+        assert lines("built") == []
