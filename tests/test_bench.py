@@ -63,6 +63,10 @@ def test_the_bench_trains_each_recipe_in_turns_and_writes_its_table(tmp_path, ti
         assert recipe["steps"] >= len(recipe["rounds"]) and recipe["val_loss"] > 0 and 0 < recipe["mfu"], name
     assert report["train"]["ours"]["precision"] == report["machine"]["precision_chosen"].split()[0]
     assert report["train"]["ours"]["profile"] and "profile" not in report["train"]["padded"]
+    # the step's wall time by op: the products named, and the shares of the ten biggest never more than the whole
+    profile = {p["op"]: p for p in report["train"]["ours"]["profile"]}
+    assert "aten::mm" in profile and "outside torch's ops" in profile and len(profile) == 10
+    assert 0.5 < sum(p["share"] for p in profile.values()) <= 1.0001 and all(p["calls"] >= 1 for p in profile.values())
     first, second = report["limit_gflops_probes"]
     assert report["limit_gflops"] == {d: max(first[d], second[d]) for d in ("fp32", "bf16")}
     assert report["run"]["steps"] == 4 and report["run"]["base_model"] == str(tiny_gpt2)
