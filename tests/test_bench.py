@@ -89,3 +89,30 @@ def test_the_voice_bench_trains_a_bot_on_each_voice_and_writes_its_table(tmp_pat
         assert bot["real"][voice] > 0.5, voice  # the four-voice classifier knows each voice's real posts
     table = (tmp_path / "voice.md").read_text()
     assert "| bot | tweets | reviews | editorials | movies |" in table and "| base model |" in table
+
+
+@pytest.mark.slow
+def test_the_main_job_against_another_commit_runs_both_in_turns(tmp_path, tiny_gpt2):
+    """python -m bench.against: issue 22's last check (the main job's training time against the commit before its
+    work) as one command for the host that has AMX; here HEAD against this tree, on the tiny model."""
+    if not (REPO / ".git").exists():
+        pytest.skip("not a git clone")
+    out = tmp_path / "against.json"
+    done = subprocess.run([sys.executable, "-m", "bench.against", "HEAD", "--runs", "2", "--out", str(out), "--",
+                           "--model", str(tiny_gpt2), "--max-steps", "2"], cwd=REPO, capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert list(report["runs"]) == ["HEAD", "here"] and report["rev"] == "HEAD"
+    for runs in report["runs"].values():
+        assert len(runs) == 2 and all(r["train_s"] > 0 and r["perplexity"] > 1 and r["peak_gib"] > 0 for r in runs)
+    # the same code trained the same bot: the same perplexity, whichever tree it came from
+    assert report["median"]["HEAD"]["perplexity"] == pytest.approx(report["median"]["here"]["perplexity"], rel=1e-6)
+    table = out.with_suffix(".md").read_text()
+    assert "| HEAD | " in table and "| here | " in table and "halved with perplexity no worse: " in table
+    # a commit the clone does not have: one line saying so
+    missing = subprocess.run([sys.executable, "-m", "bench.against", "0" * 40, "--out", str(tmp_path / "x.json")],
+                             cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 1 and missing.stderr.strip().splitlines()[-1].startswith(
+        "bench.against: git cannot read '0000000000000000000000000000000000000000'")
+    assert not (tmp_path / "x.json").exists()
