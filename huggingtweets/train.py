@@ -529,7 +529,10 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
             with freed_memory_kept():
                 result = trainer.train(resume_from_checkpoint=str(last) if last else None)
                 train_seconds = time.perf_counter() - started
-                after = trainer.evaluate()
+                # Trainer's evaluation at the last step, where there was one, is already the perplexity after
+                last_eval = next((e for e in reversed(trainer.state.log_history) if "eval_loss" in e), None)
+                at_end = last_eval is not None and last_eval.get("step") == trainer.state.global_step
+                after = {"eval_loss": last_eval["eval_loss"]} if at_end else trainer.evaluate()
             break
         except torch.OutOfMemoryError:
             # CUDA graphs keep a step's activations for the whole run: they give way first, at the same batch

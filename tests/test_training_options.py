@@ -234,3 +234,21 @@ def test_gpt2_trains_with_its_gelu_in_one_kernel_and_is_saved_with_its_own(tmp_p
     assert torch.allclose(model.eval()(ids).logits, original(ids).logits, atol=1e-5)
     model.save_pretrained(tmp_path / "saved")
     assert json.loads((tmp_path / "saved" / "config.json").read_text())["activation_function"] == "gelu_new"
+
+
+def test_the_last_evaluation_is_not_run_twice(tmp_path, tiny_gpt2):
+    # The evaluation Trainer runs at the last step (every eval_every steps) is the perplexity after training: the
+    # same weights, the same held-out blocks. Running it again cost a pass over them (0.9 s of the main job) and put
+    # the last point on the loss curve twice (on_log, W&B).
+    def evaluations(name: str, max_steps: int) -> tuple[list[int], dict]:
+        entries: list[dict] = []
+        settings = ht.Settings(sources=["sample"], model=str(tiny_gpt2), work=tmp_path / name, max_steps=max_steps,
+                               learning_rate=1e-2)
+        metrics = ht.train(settings, say=lambda _: None, write_card=False, on_log=entries.append)
+        evals = [e for e in entries if "eval_loss" in e]
+        assert metrics["eval_loss_after"] == evals[-1]["eval_loss"] and evals[0]["eval_loss"] != evals[-1]["eval_loss"]
+        return [e["step"] for e in evals], metrics
+
+    assert evaluations("last-step-evaluated", 8)[0] == [0, 2, 4, 6, 8]
+    # 9 steps, evaluated every 9 // 4 = 2: the last step is not one of Trainer's, so it is evaluated after
+    assert evaluations("last-step-not-evaluated", 9)[0] == [0, 2, 4, 6, 8, 9]
