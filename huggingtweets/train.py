@@ -331,7 +331,7 @@ def training_arguments(settings: Settings, plan: StepPlan, precision: str, on_gp
         per_device_eval_batch_size=plan.batch_size,
         learning_rate=plan.learning_rate,
         lr_scheduler_type="cosine",
-        warmup_steps=0.1,
+        warmup_steps=0.1 if plan.steps > 1 else 0,  # a tenth, rounded up: one step would be all warmup, at rate 0
         num_train_epochs=plan.epochs,
         max_steps=plan.steps,
         eval_strategy="steps",

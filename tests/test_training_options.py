@@ -252,3 +252,11 @@ def test_the_last_evaluation_is_not_run_twice(tmp_path, tiny_gpt2):
     assert evaluations("last-step-evaluated", 8)[0] == [0, 2, 4, 6, 8]
     # 9 steps, evaluated every 9 // 4 = 2: the last step is not one of Trainer's, so it is evaluated after
     assert evaluations("last-step-not-evaluated", 9)[0] == [0, 2, 4, 6, 8, 9]
+
+
+def test_a_one_step_run_moves_the_weights(tmp_path, tiny_gpt2):
+    # The warmup is a tenth of the steps, rounded up: with one step that one step was all warmup, at learning
+    # rate 0, and `--max-steps 1` (a quick try) trained nothing: perplexity before and after the same.
+    settings = ht.Settings(sources=["sample"], model=str(tiny_gpt2), work=tmp_path, max_steps=1, learning_rate=1e-2)
+    metrics = ht.train(settings, say=lambda _: None, write_card=False)
+    assert metrics["steps"] == 1 and metrics["eval_loss_after"] < metrics["eval_loss_before"]
