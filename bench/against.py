@@ -27,9 +27,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-# The commit before issue 22's work (1340366, plain attention on the CPU, was its first): packed 64-token blocks,
-# batch 8, bf16 autocast on fp32 weights, SDPA attention, torch's fused AdamW, the model's own loss.
-BEFORE = "e8ca0af"
+# The commit before issue 22's work (b896e15, freed memory kept for the next step, was its first): packed 64-token
+# blocks, batch 8, bf16 autocast on fp32 weights, SDPA attention, torch's fused AdamW, the model's own loss.
+BEFORE = "1fdb193"
 
 # Runs `huggingtweets train` as its console script does and writes, whether training ended or stopped with a
 # one-line error, the process's peak memory (VmHWM) and which huggingtweets it ran (the tree's, not the installed one).
