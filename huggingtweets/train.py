@@ -483,8 +483,8 @@ def train_model(settings: Settings, base: BaseModel, dataset_dir: Path, model_di
     say(f"Training {base.display} on {info.train_blocks} blocks of {info.block_size} tokens "
         f"({info.train_posts} posts), {plan.steps} steps at batch {plan.batch_size}"
         + (f" in each of {world} processes" if world > 1 else ""))
-    if is_bf16_weights(model) and why_eager():  # a tenth of a step more: said, not only in metrics.json
-        say(f"Optimizer: torch's ops, about 3x slower than its C loop: {why_eager()}")
+    if is_bf16_weights(model) and (slower := why_eager()):  # a tenth of a step more: said, not only in metrics.json
+        say(f"Optimizer: torch's ops, about 3x slower than its C loop: {slower}")
 
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)  # autocast's, in a captured step
     graphs = True  # until they do not fit beside the model (below)
