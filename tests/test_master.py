@@ -229,7 +229,10 @@ def test_a_run_without_a_c_compiler_says_so_and_what_to_do(tmp_path, tiny_llama,
         said: list[str] = []
         settings = ht.Settings(sources=["sample"], model=str(tiny_llama), work=tmp_path / name, precision="bf16",
                                max_steps=1)
-        ht.train(settings, say=said.append, write_card=False)
+        metrics = ht.train(settings, say=said.append, write_card=False)
+        # the precision's own reason stays what metrics.json records, whatever the optimizer line says
+        assert metrics["precision"] == "bf16" and metrics["precision_reason"] == "as asked"
+        assert "Precision: bf16 (as asked); training on " in "\n".join(said)
         return [line for line in said if "C compiler" in line]
 
     monkeypatch.setenv("HUGGINGTWEETS_CACHE", str(tmp_path / "cache"))
