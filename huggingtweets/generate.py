@@ -99,6 +99,49 @@ def unprompted(model, tokenizer, num_samples: int = 100, max_new_tokens: int = 4
     return texts
 
 
+def draw_identity(model, tokenizer, batch_size: int = 50, **draw) -> dict:
+    """What `unprompted`'s samples depend on, as JSON: the weights as they are sampled from (after the
+    precision's cast), config, tokenizer, the draw's settings, this code and the libraries' versions, and the
+    host, whose threads and instructions round the sums differently. Seeded, equal identities draw equal samples;
+    the weights are hashed whole (0.3 s for SmolLM2's), not named, so a changed file cannot pass for the old one."""
+    import hashlib
+    import tempfile
+
+    import torch
+    import transformers
+
+    from . import __version__
+    from .train import host_description
+
+    weights = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        flat = tensor.detach().to("cpu").contiguous().reshape(-1)
+        weights.update(f"{name} {flat.dtype} {tuple(tensor.shape)}".encode())
+        weights.update(flat.view(torch.uint8).numpy())
+    if getattr(tokenizer, "backend_tokenizer", None) is not None:
+        vocabulary = tokenizer.backend_tokenizer.to_str()
+    else:  # one without the tokenizers library's backend: the files it saves
+        with tempfile.TemporaryDirectory() as folder:
+            tokenizer.save_pretrained(folder)
+            vocabulary = str(sorted((p.name, p.read_bytes()) for p in Path(folder).iterdir()))
+    flags = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith(("flags", "Features"))), "")
+    except OSError:
+        pass
+    return {
+        "weights": weights.hexdigest(), "device": str(model.device),
+        "config": model.config.to_json_string(), "generation_config": model.generation_config.to_json_string(),
+        "tokenizer": hashlib.sha256(vocabulary.encode()).hexdigest(),
+        "special_tokens": [tokenizer.eos_token_id, tokenizer.pad_token_id, sorted(tokenizer.all_special_tokens)],
+        "draw": {**draw, "batch_size": batch_size},
+        "code": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),
+        "versions": {"huggingtweets": __version__, "torch": torch.__version__, "transformers": transformers.__version__},
+        "host": host_description(), "cpu_flags": hashlib.sha256(flags.encode()).hexdigest(),
+    }
+
+
 def _decoded(tokenizer, ids: list[int]) -> str:
     """A sample's text: special tokens left out, also any spelled out as plain text, whitespace collapsed."""
     text = tokenizer.decode(ids, skip_special_tokens=True)

@@ -547,7 +547,7 @@ def _measure(ws: Workspace, settings: Settings, say: Say) -> Evaluation:
     release_memory()
     base = _base_model(settings, say)
     model, tokenizer = for_sampling(load_model(base.path), settings.precision), load_tokenizer(base.path)
-    base_samples = unprompted(model, tokenizer, **draw)
+    base_samples = _base_samples(model, tokenizer, draw, say)
     before = bits_per_byte(model, tokenizer, held_out)
     del model
     release_memory()
@@ -568,6 +568,33 @@ def _measure(ws: Workspace, settings: Settings, say: Say) -> Evaluation:
         short_share=short_share(bot_samples), copy_share=copies / n, num_samples=n, held_out_posts=len(held_out),
         reference={**{k: len(v) for k, v in reference.items()}, "base model samples": len(base_samples)},
         samples=bot_samples, base_samples=base_samples, settings={k: getattr(settings, k) for k in EVAL_SETTINGS})
+
+
+def _base_samples(model, tokenizer, draw: dict[str, Any], say: Say) -> list[str]:
+    """The base model's samples: the same for every account trained from the same base model with the same
+    settings on the same host, so kept in the cache and read back (on a 2-core CPU, SmolLM2's 100 take 14 s).
+    Kept under the whole of what draws them (`draw_identity`), compared in full when read."""
+    from .files import cache_dir
+    from .generate import draw_identity, unprompted
+
+    identity = json.loads(json.dumps(draw_identity(model, tokenizer, **draw)))
+    kept = cache_dir() / "base-samples" / f"{_fingerprint(identity)}.json"
+    try:
+        data = read_json(kept)
+        if (data["identity"] == identity and isinstance(data["samples"], list)
+                and len(data["samples"]) == draw["num_samples"] and all(isinstance(t, str) for t in data["samples"])):
+            say(f"The base model's {len(data['samples'])} samples are those it drew before, with the same weights, "
+                "settings and host")
+            return data["samples"]
+    except (OSError, ValueError, TypeError, KeyError):
+        pass  # none yet, or damaged: drawn again
+    samples = unprompted(model, tokenizer, **draw)
+    try:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        write_json(kept, {"identity": identity, "samples": samples})
+    except OSError:
+        pass  # a cache that cannot be written costs the next run time, not this one its figures
+    return samples
 
 
 def _trained(ws: Workspace, settings: Settings) -> dict[str, Any]:

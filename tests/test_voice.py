@@ -2,6 +2,7 @@
 
 import json
 import random
+import shutil
 
 from conftest import run_cli
 from huggingtweets.voice import distinct_2, real_vs_bot_auc, short_share, voice_match
@@ -68,3 +69,55 @@ def test_eval_on_the_tiny_model_end_to_end(tiny_gpt2, tmp_path):
     # Asked again with nothing changed: read back, not measured again.
     again = run_cli("eval", "--model", str(tiny_gpt2), "--max-steps", "2", "--eval-samples", "20", "--work", str(work))
     assert again.returncode == 0 and "Evaluating:" not in again.stdout and line in again.stdout
+
+
+
+def test_the_base_models_samples_are_kept_and_are_those_it_would_draw_again(tiny_gpt2, tmp_path):
+    # The base model's samples are the same for every account (same weights, settings, host): the next account
+    # reads them back. What it reads must be what drawing them again gives.
+    import huggingtweets as ht
+    from huggingtweets.files import cache_dir
+
+    def evaluated(source: str, name: str) -> tuple[dict, list[str]]:
+        said: list[str] = []
+        ht.evaluate(ht.Settings(sources=[source], model=str(tiny_gpt2), work=tmp_path / name, max_steps=1,
+                                eval_samples=12), say=said.append)
+        folder = next((tmp_path / name).iterdir())
+        return json.loads((folder / "eval.json").read_text()), [s for s in said if "samples are those" in s]
+
+    kept = cache_dir() / "base-samples"
+    shutil.rmtree(kept, ignore_errors=True)
+    tweets, said = evaluated("sample", "tweets")
+    assert said == [] and len(list(kept.iterdir())) == 1
+    reviews, said = evaluated("sample:reviews", "reviews")
+    assert said == ["The base model's 12 samples are those it drew before, with the same weights, settings and host"]
+    assert reviews["base_samples"] == tweets["base_samples"] and len(reviews["base_samples"]) == 12
+    # a damaged file is drawn again, silently; drawn anew, every figure is what the kept samples gave
+    (path,) = kept.iterdir()
+    path.write_text("{")
+    anew, said = evaluated("sample:reviews", "reviews-anew")
+    assert said == [] and anew == reviews and json.loads(path.read_text())["samples"] == reviews["base_samples"]
+
+
+def test_nothing_else_passes_for_the_base_models_draw(tiny_gpt2):
+    import torch
+
+    import huggingtweets as ht
+    from huggingtweets.generate import draw_identity
+
+    model, tokenizer = ht.load_bot(tiny_gpt2, "fp32")
+    draw = dict(num_samples=12, max_new_tokens=40, top_p=0.95, temperature=1.0, seed=42)
+    identity = draw_identity(model, tokenizer, **draw)
+    assert draw_identity(ht.load_bot(tiny_gpt2, "fp32")[0], tokenizer, **draw) == identity  # loaded again
+    assert draw_identity(model, tokenizer, **{**draw, "top_p": 0.9}) != identity
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads + 1)  # the sums round differently
+        assert draw_identity(model, tokenizer, **draw) != identity
+    finally:
+        torch.set_num_threads(threads)
+    with torch.no_grad():  # one weight, one step of its last bit
+        weight = model.get_input_embeddings().weight
+        weight[7, 3] = torch.nextafter(weight[7, 3], torch.tensor(1.0))
+    assert draw_identity(model, tokenizer, **draw) != identity
+    assert draw_identity(model.to(torch.bfloat16), tokenizer, **draw)["weights"] != identity["weights"]
