@@ -48,6 +48,43 @@ def for_sampling(model, precision: str = "auto"):
     return model.eval()
 
 
+def nucleus_sampling(model, top_p: float, temperature: float, seed: int) -> dict:
+    """generate()'s arguments for drawing each token as generate(do_sample=True) would (temperature, then the
+    model's top-k, 50 unless its generation config says otherwise, then top-p), with the draw made over those
+    top-k alone: HF's sampler sorts the whole vocabulary and draws over all of it for each token (for 50 rows of
+    SmolLM2's 49,152, a 16 ms sort and 47 ms of exponential_ inside multinomial: 40% of sampling on a 2-core
+    CPU; 100 samples 14.5 -> 8.8 s). The drawn token is handed back as the only one possible under greedy
+    decoding, so generate still does the rest: the KV cache, end of post, the model's own processors.
+    Seeded with a generator of its own; the same distribution as HF's, other draws than its."""
+    import torch
+    from transformers import LogitsProcessor, LogitsProcessorList
+
+    top_k = model.generation_config.top_k
+    top_k = 50 if top_k is None else top_k  # generate()'s default where the model sets none; 0 turns it off
+    generator = torch.Generator(model.device).manual_seed(seed)
+
+    class Nucleus(LogitsProcessor):
+        def __call__(self, input_ids, scores):
+            probs, ids = nucleus(scores, top_k, top_p, temperature)
+            chosen = ids.gather(-1, torch.multinomial(probs, 1, generator=generator))
+            return torch.full_like(scores, float("-inf")).scatter_(-1, chosen, 0.0)
+
+    return {"do_sample": False, "temperature": None, "top_p": None, "top_k": None,
+            "logits_processor": LogitsProcessorList([Nucleus()])}
+
+
+def nucleus(scores, top_k: int, top_p: float, temperature: float):
+    """The tokens a draw may give and their probabilities (0 for those top-p leaves out), over the top-k
+    (0: all), highest first."""
+    import torch
+
+    k = min(top_k or scores.shape[-1], scores.shape[-1])
+    top, ids = torch.topk(scores.float() / temperature, k, dim=-1)
+    probs = top.softmax(-1)
+    before = probs.cumsum(-1) - probs  # as HF's top-p: a token stays while less than top_p comes before it
+    return probs.masked_fill(before >= top_p, 0.0), ids
+
+
 def generate(model, tokenizer, prompt: str = "My dream is", num_samples: int = 5, max_new_tokens: int = 40,
              top_p: float = 0.95, temperature: float = 1.0, seed: int = 42,
              training_texts: list[str] | None = None) -> list[Sample]:
@@ -58,10 +95,11 @@ def generate(model, tokenizer, prompt: str = "My dream is", num_samples: int = 5
     # The prompt opens a post, so the end-of-post token goes before it, as before every post in training.
     ids = torch.tensor([[tokenizer.eos_token_id] + tokenizer(prompt)["input_ids"]], device=model.device)
     prompt_len = ids.shape[1]
+    ids = ids.repeat(num_samples, 1)
     with torch.inference_mode():
-        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=True, top_p=top_p, temperature=temperature,
-                             max_new_tokens=max_new_tokens, num_return_sequences=num_samples,
-                             eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                             eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                             **nucleus_sampling(model, top_p, temperature, seed))
     samples = []
     for row in out.tolist():
         continuation = row[prompt_len:]
@@ -84,14 +122,16 @@ def unprompted(model, tokenizer, num_samples: int = 100, max_new_tokens: int = 4
 
     set_seed(seed)
     eos = tokenizer.eos_token_id
+    sampling = nucleus_sampling(model, top_p, temperature, seed)  # one stream of draws across the batches
     texts: list[str] = []
     with torch.inference_mode():
         for start in range(0, num_samples, batch_size):
             n = min(batch_size, num_samples - start)
             ids = torch.tensor([[eos]] * n, device=model.device)
-            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=True, top_p=top_p,
-                                 temperature=temperature, max_new_tokens=max_new_tokens, eos_token_id=eos,
-                                 pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos)
+            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                                 eos_token_id=eos,
+                                 pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos,
+                                 **sampling)
             for row in out[:, 1:].tolist():
                 if eos in row:
                     row = row[:row.index(eos)]
