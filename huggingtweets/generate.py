@@ -53,7 +53,7 @@ def nucleus_sampling(model, top_p: float, temperature: float, seed: int) -> dict
     model's top-k, 50 unless its generation config says otherwise, then top-p), with the draw made over those
     top-k alone: HF's sampler sorts the whole vocabulary and draws over all of it for each token (for 50 rows of
     SmolLM2's 49,152, a 16 ms sort and 47 ms of exponential_ inside multinomial: 40% of sampling on a 2-core
-    CPU; 100 samples 14.5 -> 8.8 s). The drawn token is handed back as the only one possible under greedy
+    CPU; 100 samples 14.5 -> 8.9 s). The drawn token is handed back as the only one possible under greedy
     decoding, so generate still does the rest: the KV cache, end of post, the model's own processors.
     Seeded with a generator of its own; the same distribution as HF's, other draws than its."""
     import torch
@@ -143,7 +143,7 @@ def draw_identity(model, tokenizer, batch_size: int = 50, **draw) -> dict:
     """What `unprompted`'s samples depend on, as JSON: the weights as they are sampled from (after the
     precision's cast), config, tokenizer, the draw's settings, this code and the libraries' versions, and the
     host, whose threads and instructions round the sums differently. Seeded, equal identities draw equal samples;
-    the weights are hashed whole (0.3 s for SmolLM2's), not named, so a changed file cannot pass for the old one."""
+    the weights are hashed whole (0.2 s for SmolLM2's), not named, so a changed file cannot pass for the old one."""
     import hashlib
     import tempfile
 

@@ -572,7 +572,7 @@ def _measure(ws: Workspace, settings: Settings, say: Say) -> Evaluation:
 
 def _base_samples(model, tokenizer, draw: dict[str, Any], say: Say) -> list[str]:
     """The base model's samples: the same for every account trained from the same base model with the same
-    settings on the same host, so kept in the cache and read back (on a 2-core CPU, SmolLM2's 100 take 14 s).
+    settings on the same host, so kept in the cache and read back (on a 2-core CPU, SmolLM2's 100 take 9 s).
     Kept under the whole of what draws them (`draw_identity`), compared in full when read."""
     from .files import cache_dir
     from .generate import draw_identity, unprompted
