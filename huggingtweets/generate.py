@@ -89,9 +89,7 @@ def generate(model, tokenizer, prompt: str = "My dream is", num_samples: int = 5
              top_p: float = 0.95, temperature: float = 1.0, seed: int = 42,
              training_texts: list[str] | None = None) -> list[Sample]:
     import torch
-    from transformers import set_seed
 
-    set_seed(seed)
     # The prompt opens a post, so the end-of-post token goes before it, as before every post in training.
     ids = torch.tensor([[tokenizer.eos_token_id] + tokenizer(prompt)["input_ids"]], device=model.device)
     prompt_len = ids.shape[1]
@@ -118,9 +116,7 @@ def unprompted(model, tokenizer, num_samples: int = 100, max_new_tokens: int = 4
     """Samples drawn from the start of a post (nothing but the end-of-post token before them), as the bot
     writes when given no prompt: what the voice evaluation judges. Batched and seeded; each cut at its end."""
     import torch
-    from transformers import set_seed
 
-    set_seed(seed)
     eos = tokenizer.eos_token_id
     sampling = nucleus_sampling(model, top_p, temperature, seed)  # one stream of draws across the batches
     texts: list[str] = []
@@ -151,6 +147,7 @@ def draw_identity(model, tokenizer, batch_size: int = 50, **draw) -> dict:
     import transformers
 
     from . import __version__
+    from .master import _host
     from .train import host_description
 
     weights = hashlib.sha256()
@@ -164,12 +161,6 @@ def draw_identity(model, tokenizer, batch_size: int = 50, **draw) -> dict:
         with tempfile.TemporaryDirectory() as folder:
             tokenizer.save_pretrained(folder)
             vocabulary = str(sorted((p.name, p.read_bytes()) for p in Path(folder).iterdir()))
-    flags = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line for line in f if line.startswith(("flags", "Features"))), "")
-    except OSError:
-        pass
     return {
         "weights": weights.hexdigest(), "device": str(model.device),
         "config": model.config.to_json_string(), "generation_config": model.generation_config.to_json_string(),
@@ -178,7 +169,7 @@ def draw_identity(model, tokenizer, batch_size: int = 50, **draw) -> dict:
         "draw": {**draw, "batch_size": batch_size},
         "code": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),
         "versions": {"huggingtweets": __version__, "torch": torch.__version__, "transformers": transformers.__version__},
-        "host": host_description(), "cpu_flags": hashlib.sha256(flags.encode()).hexdigest(),
+        "host": host_description(), "cpu": hashlib.sha256(_host().encode()).hexdigest(),
     }
 
 
